@@ -1,0 +1,48 @@
+"""Render the ``.tfvars.json`` files from the Jinja templates (StrictUndefined, values via ``|tojson``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import MigratorError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _tojson(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def environment(directory: Path = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["tojson"] = _tojson
+    return env
+
+
+def render(template: str, context: dict[str, Any], directory: Path = TEMPLATES) -> dict[str, Any]:
+    """Render ``template`` and return the parsed JSON (so a broken template can never reach Terraform)."""
+    try:
+        text = environment(directory).get_template(template).render(**context)
+    except jinja2.UndefinedError as err:
+        raise MigratorError(f"template {template} needs a value that is missing: {err.message}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MigratorError(f"template {template} rendered invalid JSON ({err.msg} at line {err.lineno})") from None
+    assert isinstance(data, dict)
+    return data
+
+
+def write_tfvars(path: Path, data: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,44 @@
+"""`migrator replicate --local`: the local stream driver wired to the migration's accounts."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .errors import MigratorError
+from .state import iso, now
+
+if TYPE_CHECKING:
+    from .migration import Migration
+
+
+def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | None = None) -> Any:
+    from .local_replicator import replicate_local
+
+    if m.state.phase_status(3) != "done":
+        raise MigratorError("replication needs the target table: run phase 3 first")
+    stream_arn = m.state.section("stream").get("arn")
+    if not stream_arn:
+        raise MigratorError("the source stream is not recorded; run phase 1 first")
+    m.check_deadline()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=m.console, transient=True) as bar:
+        task = bar.add_task("replicating", total=None)
+
+        def progress(p: Any) -> None:
+            bar.update(task, description=f"replicating: {p}")
+
+        summary = replicate_local(
+            m.source.client("dynamodbstreams"),
+            m.target.client("dynamodb"),
+            stream_arn,
+            m.config.target_table_name,
+            m.state_dir / "local-replicator" / "checkpoints.json",
+            until_caught_up=until_caught_up,
+            progress=progress,
+            stop=stop,
+        )
+    m.state.update("replication", local_last_run=iso(now()), local_summary=str(summary))
+    return summary

