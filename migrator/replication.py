@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | None = None) -> Any:
-    from .local_replicator import replicate_local
+    from .local_replicator import LocalReplicationError, replicate_local
 
     if m.state.phase_status(3) != "done":
         raise MigratorError("replication needs the target table: run phase 3 first")
@@ -30,15 +30,24 @@ def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | No
         def progress(p: Any) -> None:
             bar.update(task, description=f"replicating: {p}")
 
-        summary = replicate_local(
-            m.source.client("dynamodbstreams"),
-            m.target.client("dynamodb"),
-            stream_arn,
-            m.config.target_table_name,
-            m.state_dir / "local-replicator" / "checkpoints.json",
-            until_caught_up=until_caught_up,
-            progress=progress,
-            stop=stop,
-        )
-    m.state.update("replication", local_last_run=iso(now()), local_summary=str(summary))
+        try:
+            summary = replicate_local(
+                m.source.client("dynamodbstreams"),
+                m.target.client("dynamodb"),
+                stream_arn,
+                m.config.target_table_name,
+                m.state_dir / "local-replicator" / "checkpoints.json",
+                until_caught_up=until_caught_up,
+                progress=progress,
+                stop=stop,
+            )
+        except LocalReplicationError as err:
+            raise MigratorError(str(err)) from None
+    m.state.update(
+        "replication",
+        local_last_run=iso(now()),
+        local_summary=str(summary),
+        local_lag_s=summary.lag_s,
+        local_caught_up=summary.caught_up,
+    )
     return summary

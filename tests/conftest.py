@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from migrator.aws import AccountSession
 from migrator.emulator import start_emulator
 

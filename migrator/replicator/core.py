@@ -1,0 +1,461 @@
+"""Apply a batch of DynamoDB stream records to the target table.
+
+This is the one core both drivers use: the Lambda handler (``handler.py``) and the local runner
+(``migrator replicate --local``). The Lambda zip holds this package alone, so it imports nothing but
+the standard library and botocore.
+
+What it guarantees (DESIGN.md, invariants 3 and 4):
+
+* Full images are written as the raw ``AttributeValue`` maps the stream carries — no
+  ``TypeDeserializer``, no float, no ``Decimal``: sets, binary, 38-digit numbers, empty strings,
+  nested maps and lists reach the target byte for byte. The one thing undone is the *transport*
+  encoding of binary values: in a Lambda event (JSON) ``B``/``BS`` values are base64 text, and handing
+  that text to botocore would base64 it a second time, so text binary values are decoded back to the
+  bytes they stand for. Values that are already ``bytes`` (a ``GetRecords`` answer) pass untouched.
+* Within a batch only the last change per key is written (the records are taken in stream order);
+  one ``BatchWriteItem`` call never holds the same key twice, so several calls may be in flight at
+  once without any two racing on one item.
+* ``UnprocessedItems``, throttling and 5xx answers are retried with exponential backoff and full
+  jitter until they land, the retry budget is spent, or ``time_left()`` runs short of the safety
+  margin. Non-retryable errors fail the key (after isolating it from the rest of its call).
+* Nothing is dropped silently: every key whose final write did not land is reported in
+  :attr:`ApplyResult.failed`, and :attr:`ApplyResult.lowest_failed_sequence` is the lowest
+  ``SequenceNumber`` among *all* records of those keys — the point from which the batch must be
+  retried so that no change of a failed key is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.exceptions
+
+#: ``BatchWriteItem`` accepts at most this many requests per call.
+MAX_BATCH_REQUESTS = 25
+#: ``BatchWriteItem`` rejects a request body above 16 MB; this budget keeps room for the envelope.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+REQUEST_BYTES_BUDGET = MAX_REQUEST_BYTES - 256 * 1024
+
+#: Error codes that mean "try again later", on top of every HTTP status of 500 and above.
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+
+WRITE_EVENTS = frozenset({"INSERT", "MODIFY"})
+REMOVE_EVENT = "REMOVE"
+
+
+class RecordError(ValueError):
+    """A stream record that cannot be applied at all (nothing of its batch is written)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed writes are retried.
+
+    The delay before retry ``n`` (1-based) is ``rand() * min(max_delay, base_delay * 2**(n-1))``
+    ("full jitter"). A retry is not started when ``time_left() - delay`` would fall below
+    ``safety_margin_s``; nor is any call when ``time_left()`` already has.
+    """
+
+    max_attempts: int = 30
+    base_delay: float = 0.05
+    max_delay: float = 5.0
+    safety_margin_s: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * (2.0 ** max(0, attempt - 1)))
+        return self.rand() * ceiling
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class FailedKey:
+    """A key whose final write did not land in the target."""
+
+    keys: dict[str, Any]
+    first_sequence: str  # lowest SequenceNumber among this batch's records of the key
+    last_sequence: str  # the record whose image was (to be) written
+    records: int  # how many records of the batch were coalesced into the write
+    code: str  # error code (``Deadline``, ``RetriesExhausted`` … or the service's)
+    message: str
+    retryable: bool  # False: the service refused the write itself (it will fail again)
+
+
+@dataclass
+class ApplyResult:
+    records_in: int = 0
+    writes: int = 0  # distinct keys after keeping the last change per key
+    puts: int = 0  # puts that landed
+    deletes: int = 0  # deletes that landed
+    retries: int = 0  # calls repeated after throttling, 5xx or UnprocessedItems
+    calls: int = 0  # BatchWriteItem calls made
+    failed: list[FailedKey] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def lowest_failed_sequence(self) -> str | None:
+        """The lowest SequenceNumber of any record of a failed key (compared as integers)."""
+        if not self.failed:
+            return None
+        return min((f.first_sequence for f in self.failed), key=int)
+
+    @property
+    def error_codes(self) -> list[str]:
+        return sorted({f.code for f in self.failed})
+
+
+@dataclass
+class _Write:
+    """The one write a key gets in this batch: the request of its last record."""
+
+    key: str  # canonical form of the Keys
+    keys: dict[str, Any]
+    request: dict[str, Any]
+    is_put: bool
+    first_seq: str
+    last_seq: str
+    records: int = 1
+    size: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Records → writes
+# --------------------------------------------------------------------------------------------------
+
+
+def _decode_b64(value: Any, where: str) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise RecordError(f"{where}: binary value is not valid base64") from exc
+    raise RecordError(f"{where}: binary value of type {type(value).__name__}")
+
+
+def wire_value(value: Any, where: str = "value") -> Any:
+    """One ``AttributeValue`` as botocore must be handed it: the same value, binary as bytes."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise RecordError(f"{where}: not an AttributeValue: {type(value).__name__}")
+    ((tag, inner),) = value.items()
+    if tag == "B":
+        return value if isinstance(inner, bytes) else {"B": _decode_b64(inner, where)}
+    if tag == "BS":
+        if all(isinstance(v, bytes) for v in inner):
+            return value
+        return {"BS": [_decode_b64(v, where) for v in inner]}
+    if tag == "M":
+        return {"M": {k: wire_value(v, f"{where}.{k}") for k, v in inner.items()}}
+    if tag == "L":
+        return {"L": [wire_value(v, f"{where}[{i}]") for i, v in enumerate(inner)]}
+    return value
+
+
+def wire_image(image: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
+    """A full item (attribute name → AttributeValue) ready for botocore, no type conversion."""
+    return {name: wire_value(v, f"{where}.{name}") for name, v in image.items()}
+
+
+def _b64_default(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
+def canonical_key(keys: Mapping[str, Any]) -> str:
+    """The canonical text of a primary key (order-free, binary as base64)."""
+    return json.dumps(keys, sort_keys=True, separators=(",", ":"), default=_b64_default)
+
+
+def request_size(request: Mapping[str, Any]) -> int:
+    """An upper bound of the bytes one write request adds to a BatchWriteItem body."""
+    return len(json.dumps(request, separators=(",", ":"), default=_b64_default)) + 1
+
+
+def _sequence(record: Mapping[str, Any], index: int) -> str:
+    seq = record.get("dynamodb", {}).get("SequenceNumber")
+    if not isinstance(seq, str) or not seq.isdigit():
+        raise RecordError(f"record {index}: missing or malformed dynamodb.SequenceNumber ({seq!r})")
+    return seq
+
+
+def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
+    """Keep the last change per key (records are in stream order). Raises RecordError up front."""
+    writes: dict[str, _Write] = {}
+    for index, record in enumerate(records):
+        event = record.get("eventName")
+        body = record.get("dynamodb")
+        if not isinstance(body, Mapping):
+            raise RecordError(f"record {index}: no 'dynamodb' section")
+        seq = _sequence(record, index)
+        raw_keys = body.get("Keys")
+        if not isinstance(raw_keys, Mapping) or not raw_keys:
+            raise RecordError(f"record {index} (seq {seq}): no dynamodb.Keys")
+        keys = wire_image(raw_keys, f"record {index} Keys")
+        if event in WRITE_EVENTS:
+            image = body.get("NewImage")
+            if not isinstance(image, Mapping) or not image:
+                view = body.get("StreamViewType", "unknown")
+                raise RecordError(
+                    f"record {index} (seq {seq}, {event}) has no NewImage (stream view type {view}): "
+                    "the replicator needs a stream of NEW_IMAGE or NEW_AND_OLD_IMAGES; "
+                    "refusing to write a partial item"
+                )
+            request: dict[str, Any] = {"PutRequest": {"Item": wire_image(image, f"record {index}")}}
+            is_put = True
+        elif event == REMOVE_EVENT:  # a delete by anyone, TTL expiry (userIdentity Service) included
+            request = {"DeleteRequest": {"Key": keys}}
+            is_put = False
+        else:
+            raise RecordError(f"record {index} (seq {seq}): unknown eventName {event!r}")
+        key = canonical_key(keys)
+        previous = writes.get(key)
+        if previous is None:
+            writes[key] = _Write(key, keys, request, is_put, seq, seq)
+        else:
+            previous.request = request
+            previous.is_put = is_put
+            previous.last_seq = seq
+            previous.records += 1
+            if int(seq) < int(previous.first_seq):
+                previous.first_seq = seq
+    planned = list(writes.values())
+    for write in planned:
+        write.size = request_size(write.request)
+    return planned
+
+
+def chunk_writes(writes: Iterable[_Write]) -> list[list[_Write]]:
+    """Split into BatchWriteItem-sized chunks: ≤ 25 requests and under the 16 MB body limit."""
+    chunks: list[list[_Write]] = []
+    current: list[_Write] = []
+    size = 0
+    for write in writes:
+        if current and (len(current) >= MAX_BATCH_REQUESTS or size + write.size > REQUEST_BYTES_BUDGET):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(write)
+        size += write.size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# --------------------------------------------------------------------------------------------------
+# Writes → BatchWriteItem calls
+# --------------------------------------------------------------------------------------------------
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return code in RETRYABLE_ERROR_CODES or status >= 500
+    return isinstance(error, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError)
+
+
+def _describe(error: BaseException) -> tuple[str, str]:
+    if isinstance(error, botocore.exceptions.ClientError):
+        err = error.response.get("Error", {})
+        code = str(err.get("Code") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+        return code, str(err.get("Message", ""))[:500]
+    return type(error).__name__, str(error)[:500]
+
+
+@dataclass
+class _Outcome:
+    landed: list[_Write] = field(default_factory=list)
+    failed: list[tuple[_Write, str, str, bool]] = field(default_factory=list)
+    retries: int = 0
+    calls: int = 0
+
+    def merge(self, other: _Outcome) -> None:
+        self.landed += other.landed
+        self.failed += other.failed
+        self.retries += other.retries
+        self.calls += other.calls
+
+
+class _Writer:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        key_names: frozenset[str],
+        time_left: Callable[[], float] | None,
+        retry: RetryPolicy,
+    ) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.key_names = key_names
+        self.time_left = time_left
+        self.retry = retry
+
+    def _short_of_time(self, delay: float = 0.0) -> bool:
+        return self.time_left is not None and self.time_left() - delay < self.retry.safety_margin_s
+
+    def _unprocessed_keys(self, unprocessed: list[Mapping[str, Any]]) -> set[str] | None:
+        keys: set[str] = set()
+        for request in unprocessed:
+            if "PutRequest" in request:
+                item = request["PutRequest"]["Item"]
+                key = {name: item[name] for name in self.key_names if name in item}
+            elif "DeleteRequest" in request:
+                key = dict(request["DeleteRequest"]["Key"])
+            else:
+                return None
+            keys.add(canonical_key(key))
+        return keys
+
+    def run(self, chunk: list[_Write]) -> _Outcome:
+        out = _Outcome()
+        pending = list(chunk)
+        attempt = 0
+        while pending:
+            if self._short_of_time():
+                out.failed += [(w, "Deadline", "time ran short before the write", True) for w in pending]
+                return out
+            out.calls += 1
+            try:
+                response = self.client.batch_write_item(RequestItems={self.table_name: [w.request for w in pending]})
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+                code, message = _describe(error)
+                if not is_retryable(error):
+                    if len(pending) == 1:
+                        out.failed.append((pending[0], code, message, False))
+                        return out
+                    # One bad item refuses the whole call: write each alone to find it.
+                    for write in pending:
+                        out.merge(self.run([write]))
+                    return out
+            else:
+                unprocessed = response.get("UnprocessedItems", {}).get(self.table_name) or []
+                if not unprocessed:
+                    out.landed += pending
+                    return out
+                unprocessed_keys = self._unprocessed_keys(unprocessed)
+                still = [w for w in pending if unprocessed_keys is not None and w.key in unprocessed_keys]
+                if len(still) == len(unprocessed):
+                    out.landed += [w for w in pending if unprocessed_keys is not None and w.key not in unprocessed_keys]
+                    pending = still
+                # else: the answer cannot be matched to the requests — send them all again (idempotent).
+                code, message = "UnprocessedItems", f"{len(pending)} unprocessed"
+            attempt += 1
+            if attempt >= self.retry.max_attempts:
+                out.failed += [(w, code, f"gave up after {attempt} attempts: {message}", True) for w in pending]
+                return out
+            delay = self.retry.delay(attempt)
+            if self._short_of_time(delay):
+                out.failed += [
+                    (w, "Deadline", f"time ran short while retrying {code}: {message}", True) for w in pending
+                ]
+                return out
+            out.retries += 1
+            if delay > 0:
+                self.retry.sleep(delay)
+        return out
+
+
+def apply_records(
+    client: Any,
+    table_name: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    time_left: Callable[[], float] | None = None,
+    max_workers: int = 8,
+    retry: RetryPolicy | None = None,
+) -> ApplyResult:
+    """Apply stream records (in stream order) to ``table_name`` through the low-level ``client``.
+
+    ``time_left`` returns the seconds still available (the Lambda's remaining time); ``None`` means
+    no deadline. Raises :class:`RecordError` — before writing anything — for a record that cannot
+    be applied (no NewImage on INSERT/MODIFY, no Keys, unknown event).
+    """
+    policy = retry or DEFAULT_RETRY
+    result = ApplyResult(records_in=len(records))
+    writes = plan_writes(records)
+    result.writes = len(writes)
+    if not writes:
+        return result
+    key_names = frozenset(name for w in writes for name in w.keys)
+    writer = _Writer(client, table_name, key_names, time_left, policy)
+    chunks = chunk_writes(writes)
+    outcome = _Outcome()
+    workers = max(1, min(max_workers, len(chunks)))
+    if workers == 1:
+        for chunk in chunks:
+            outcome.merge(writer.run(chunk))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicator") as pool:
+            for part in pool.map(writer.run, chunks):
+                outcome.merge(part)
+    result.calls = outcome.calls
+    result.retries = outcome.retries
+    result.puts = sum(1 for w in outcome.landed if w.is_put)
+    result.deletes = len(outcome.landed) - result.puts
+    result.failed = [
+        FailedKey(w.keys, w.first_seq, w.last_seq, w.records, code, message, retryable)
+        for w, code, message, retryable in outcome.failed
+    ]
+    return result
+
+
+def last_applied_sequence(records: Sequence[Mapping[str, Any]], result: ApplyResult) -> str | None:
+    """The highest SequenceNumber up to which every change of ``records`` is in the target.
+
+    Without failures: the last record's. With failures: the highest record strictly below
+    :attr:`ApplyResult.lowest_failed_sequence` (``None`` when there is none) — resuming *after* it
+    replays every record of every failed key.
+    """
+    sequences = [str(r["dynamodb"]["SequenceNumber"]) for r in records]
+    lowest = result.lowest_failed_sequence
+    if lowest is not None:
+        sequences = [s for s in sequences if int(s) < int(lowest)]
+    return max(sequences, key=int) if sequences else None
+
+
+def record_epoch(record: Mapping[str, Any]) -> float | None:
+    """ApproximateCreationDateTime as epoch seconds (a number in events, a datetime from boto3)."""
+    value = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def oldest_record_age_s(records: Iterable[Mapping[str, Any]], now: float | None = None) -> float | None:
+    epochs = [e for e in (record_epoch(r) for r in records) if e is not None]
+    if not epochs:
+        return None
+    return max(0.0, (time.time() if now is None else now) - min(epochs))

@@ -1,0 +1,203 @@
+"""The Lambda entry point (``replicator.handler.handler``) of the stream replicator.
+
+The function runs in the source account, reads the source table's stream through its event source
+mapping (with ``ReportBatchItemFailures``), assumes the writer role in the target account (with the
+external id) and applies each batch through :func:`.core.apply_records`.
+
+Environment: ``TARGET_TABLE``, ``TARGET_REGION``, ``WRITER_ROLE_ARN``, ``EXTERNAL_ID`` and, for a local
+emulator only, ``TARGET_ENDPOINT_URL`` (used for STS and DynamoDB). Optional tuning:
+``MAX_WORKERS`` (parallel BatchWriteItem calls, default 8), ``SAFETY_MARGIN_S`` (seconds kept free
+before the Lambda's deadline, default 5).
+
+The assumed-role credentials and the client built from them are cached at module level (one per
+warm execution environment) and refreshed ``REFRESH_BEFORE_S`` before they expire — never per record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.config
+
+from .core import ApplyResult, RetryPolicy, apply_records, oldest_record_age_s
+
+REFRESH_BEFORE_S = 300.0
+SESSION_NAME = "migrator-replicator"
+ASSUME_DURATION_S = 3600
+#: Errors meaning the cached credentials are no good any more: the next invocation re-assumes.
+CREDENTIAL_ERRORS = frozenset(
+    {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException"}
+)
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment lacks a setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table: str
+    region: str
+    role_arn: str
+    external_id: str
+    endpoint_url: str | None
+    max_workers: int
+    safety_margin_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [n for n in ("TARGET_TABLE", "TARGET_REGION", "WRITER_ROLE_ARN", "EXTERNAL_ID") if not env.get(n)]
+        if missing:
+            raise ConfigurationError(f"the replicator's environment lacks {', '.join(missing)}")
+        return cls(
+            table=env["TARGET_TABLE"],
+            region=env["TARGET_REGION"],
+            role_arn=env["WRITER_ROLE_ARN"],
+            external_id=env["EXTERNAL_ID"],
+            endpoint_url=env.get("TARGET_ENDPOINT_URL") or None,
+            max_workers=int(env.get("MAX_WORKERS") or 8),
+            safety_margin_s=float(env.get("SAFETY_MARGIN_S") or 5.0),
+        )
+
+
+@dataclass
+class _CachedClient:
+    identity: tuple[str, str, str, str | None]
+    client: Any
+    expires_at: float  # epoch seconds
+
+
+_lock = threading.Lock()
+_cached: _CachedClient | None = None
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _client_config(max_workers: int) -> botocore.config.Config:
+    return botocore.config.Config(
+        retries={"mode": "adaptive", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=15,
+        max_pool_connections=max(10, max_workers * 2),
+    )
+
+
+def _assume(settings: Settings) -> _CachedClient:
+    sts = boto3.client(
+        "sts",
+        region_name=os.environ.get("AWS_REGION") or settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 5}),
+    )
+    creds = sts.assume_role(
+        RoleArn=settings.role_arn,
+        RoleSessionName=SESSION_NAME,
+        ExternalId=settings.external_id,
+        DurationSeconds=ASSUME_DURATION_S,
+    )["Credentials"]
+    expiration = creds.get("Expiration")
+    expires_at = expiration.timestamp() if isinstance(expiration, dt.datetime) else _now() + ASSUME_DURATION_S
+    client = boto3.client(
+        "dynamodb",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        config=_client_config(settings.max_workers),
+    )
+    identity = (settings.role_arn, settings.external_id, settings.region, settings.endpoint_url)
+    return _CachedClient(identity, client, expires_at)
+
+
+def target_client(settings: Settings) -> Any:
+    """The DynamoDB client of the target account, re-assuming the role only near expiry."""
+    global _cached
+    identity = (settings.role_arn, settings.external_id, settings.region, settings.endpoint_url)
+    with _lock:
+        cached = _cached
+        if cached is None or cached.identity != identity or cached.expires_at - _now() < REFRESH_BEFORE_S:
+            cached = _assume(settings)
+            _cached = cached
+        return cached.client
+
+
+def reset_credentials() -> None:
+    """Forget the cached credentials (the next call assumes the role again)."""
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def _log(line: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def batch_log_line(result: ApplyResult, records: list[Mapping[str, Any]], duration_s: float) -> dict[str, Any]:
+    age = oldest_record_age_s(records)
+    return {
+        "message": "replicator batch",
+        "records_in": result.records_in,
+        "writes": result.writes,
+        "puts": result.puts,
+        "deletes": result.deletes,
+        "retries": result.retries,
+        "calls": result.calls,
+        "failures": len(result.failed),
+        "error_codes": result.error_codes,
+        "lowest_failed_sequence": result.lowest_failed_sequence,
+        "oldest_record_age_s": None if age is None else round(age, 3),
+        "duration_ms": round(duration_s * 1000, 1),
+    }
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """Apply one batch of stream records; report the lowest failing SequenceNumber, if any."""
+    started = time.monotonic()
+    settings = Settings.from_env()
+    records: list[Mapping[str, Any]] = list(event.get("Records") or [])
+    result = ApplyResult()
+    if records:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+
+        def time_left() -> float:
+            assert remaining is not None
+            return float(remaining()) / 1000.0
+
+        client = target_client(settings)
+        try:
+            result = apply_records(
+                client,
+                settings.table,
+                records,
+                time_left=time_left if remaining is not None else None,
+                max_workers=settings.max_workers,
+                retry=RetryPolicy(safety_margin_s=settings.safety_margin_s),
+            )
+        except Exception as error:
+            _log(
+                {
+                    "message": "replicator batch refused",
+                    "records_in": len(records),
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            )
+            raise
+        if any(f.code in CREDENTIAL_ERRORS for f in result.failed):
+            reset_credentials()
+    _log(batch_log_line(result, records, time.monotonic() - started))
+    lowest = result.lowest_failed_sequence
+    return {"batchItemFailures": [] if lowest is None else [{"itemIdentifier": lowest}]}
