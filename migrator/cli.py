@@ -161,6 +161,28 @@ def verify(
 
 @app.command()
 @guarded
+def redrive(
+    config: ConfigOption = Path("migration.yaml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be fixed; change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fix in the target every key of the batches the replicator gave up on, from the current source."""
+    from .redrive import redrive as run_redrive
+    from .redrive import summary
+
+    m = _migration(config)
+    result = run_redrive(m, dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+    else:
+        for line in summary(result, m.config.failure_bucket_name):
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
 def status(
     config: ConfigOption = Path("migration.yaml"),
     as_json: JsonOption = False,
@@ -170,6 +192,29 @@ def status(
     from .status import show_status
 
     show_status(_migration(config), as_json=as_json, watch=watch)
+
+
+@app.command()
+@guarded
+def cutover(
+    config: ConfigOption = Path("migration.yaml"),
+    check: Annotated[bool, typer.Option("--check", help="Only check the gate (the only mode for now).")] = True,
+    max_lag: Annotated[float, typer.Option("--max-lag", help="Largest replication lag, in seconds.")] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """The cutover gate: exit 0 only when caught up, no failures wait, and verify is clean."""
+    from .cutover import check_gate
+
+    gate = check_gate(_migration(config), max_lag_s=max_lag)
+    if as_json:
+        sys.stdout.write(json.dumps({"open": gate.open, "unmet": gate.unmet, **gate.facts}, default=str) + "\n")
+    elif gate.open:
+        err_console.print("[bold green]cutover gate open[/]: replicator caught up, no failures waiting, verify clean")
+    else:
+        for reason in gate.unmet:
+            err_console.print(f"[red]✗[/] {reason}", highlight=False)
+    if not gate.open:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -63,14 +63,12 @@ def read_import(m: Migration) -> dict[str, Any]:
             return {"status": "not started", "table": "absent"}
         raise
     out: dict[str, Any] = {"table": table["TableStatus"]}
-    try:
+    if m.config.endpoint_url is None:  # moto has no ListImports
         imports = ddb.list_imports(TableArn=table["TableArn"]).get("ImportSummaryList", [])
         if imports:
             d = ddb.describe_import(ImportArn=imports[-1]["ImportArn"])["ImportTableDescription"]
             out.update(status=d["ImportStatus"], imported=d.get("ImportedItemCount"), errors=d.get("ErrorCount"))
             return out
-    except ClientError:
-        pass
     recorded = m.state.section("import")
     out.update(status=recorded.get("status", "unknown"), imported=recorded.get("imported"),
                errors=recorded.get("errors"))
@@ -97,10 +95,11 @@ def read_replicator(m: Migration) -> dict[str, Any]:
     local = m.state.section("replication")
     if local.get("local_lag_s") is not None:
         out["local_lag_s"] = local["local_lag_s"]
-    s3 = m.source.client("s3")
+        out["local_caught_up"] = local.get("local_caught_up")
+    from .redrive import failure_object_keys  # every object but those under redriven/, all pages
+
     try:
-        listed = s3.list_objects_v2(Bucket=m.config.failure_bucket_name, MaxKeys=1000)
-        out["failures_waiting"] = int(listed.get("KeyCount", 0))
+        out["failures_waiting"] = len(failure_object_keys(m.source.client("s3"), m.config.failure_bucket_name))
     except ClientError as err:
         out["failures_waiting"] = f"unavailable: {err.response.get('Error', {}).get('Code')}"
     return out

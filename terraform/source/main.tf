@@ -1,0 +1,28 @@
+module "replicator" {
+  source = "../../modules/stream_replicator"
+
+  name       = "${var.migration}-replicator"
+  stream_arn = var.source_table.stream_arn
+  enabled    = var.replicator.enabled
+
+  package_path         = var.replicator.package_path
+  package_base64sha256 = var.replicator.package_base64sha256
+
+  writer_role_arn     = var.replicator.writer_role_arn
+  external_id         = var.replicator.external_id
+  target_table_name   = var.replicator.target_table_name
+  target_region       = var.replicator.target_region
+  target_endpoint_url = var.replicator.target_endpoint_url
+
+  failure_bucket_name = var.replicator.failure_bucket_name
+
+  batch_size                         = var.replicator.batch_size
+  maximum_batching_window_in_seconds = var.replicator.maximum_batching_window_in_seconds
+  maximum_retry_attempts             = var.replicator.maximum_retry_attempts
+  parallelization_factor             = var.replicator.parallelization_factor
+  timeout                            = var.replicator.timeout
+  memory_size                        = var.replicator.memory_size
+  log_retention_days                 = var.replicator.log_retention_days
+  iterator_age_alarm_ms              = var.replicator.iterator_age_alarm_ms
+  alarm_actions                      = var.replicator.alarm_actions
+}
