@@ -90,6 +90,9 @@ class AccountSession:
 
     def client(self, service: str, **config: Any) -> Any:
         """A cached client for ``service`` in this account (adaptive retries, emulator endpoint if set)."""
+        if self.endpoint_url:
+            # An emulator answers big scans slowly; don't let botocore's 60 s read timeout retry them.
+            config.setdefault("read_timeout", 600)
         key = service if not config else f"{service}:{sorted(config.items())}"
         client = self._clients.get(key)
         if client is None:

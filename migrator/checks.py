@@ -64,7 +64,7 @@ def run_verify(m: Migration, *, repair: bool, segments: int, workers: int, as_js
             m.config.source_table_name,
             m.target.client("dynamodb"),
             m.config.target_table_name,
-            result.difference_keys,
+            result.differing_keys,
         )
         m.console.print(f"repair: {fixed}")
         result = _verify_once(m, keys, segments, workers)

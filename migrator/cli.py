@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProfileNotFound,
+)
 from rich.console import Console
 
 from .config import load_config
@@ -59,8 +66,13 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
                 raise fail("the AWS credentials have expired; refresh them and run again") from None
             msg = str(err.response.get("Error", {}).get("Message", ""))[:200]
             raise fail(f"AWS refused {op} ({code}: {msg}); fix the cause and run again") from None
-        except BotoCoreError as err:
+        except ProfileNotFound as err:
+            raise fail(f"the AWS profile {err.kwargs.get('profile')!r} is not configured; fix profile: or run "
+                       "`aws configure --profile NAME`") from None
+        except (EndpointConnectionError, ConnectTimeoutError) as err:
             raise fail(f"could not reach AWS ({type(err).__name__}); check the network, region and endpoint_url") from None
+        except BotoCoreError as err:
+            raise fail(f"the AWS SDK failed ({type(err).__name__}: {str(err)[:200]}); fix the cause and run again") from None
         except KeyboardInterrupt:
             raise fail("interrupted; every phase is safe to run again", 130) from None
 

@@ -89,10 +89,10 @@ def make_item(rng: random.Random, n: int, version: int = 0) -> dict[str, Any]:
     return item
 
 
-def fill(ddb: Any, count: int, rng: random.Random) -> None:
+def fill(ddb: Any, count: int, rng: random.Random, table: str = TABLE) -> None:
     requests = [{"PutRequest": {"Item": make_item(rng, n)}} for n in range(count)]
     for i in range(0, len(requests), 25):
-        pending: dict[str, Any] = {TABLE: requests[i : i + 25]}
+        pending: dict[str, Any] = {table: requests[i : i + 25]}
         while pending:
             pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
@@ -103,6 +103,7 @@ class LiveWriter:
 
     ddb: Any
     items: int
+    table: str = TABLE
     seed: int = 7
     pause: float = 0.004
     counts: Counter[str] = field(default_factory=Counter)
@@ -129,7 +130,7 @@ class LiveWriter:
             while not self.stop_event.is_set():
                 roll = rng.random()
                 if roll < 0.3:
-                    self.ddb.put_item(TableName=TABLE, Item=make_item(rng, self._next, 1))
+                    self.ddb.put_item(TableName=self.table, Item=make_item(rng, self._next, 1))
                     self._next += 1
                     self.counts["puts"] += 1
                 else:
@@ -137,7 +138,7 @@ class LiveWriter:
                     key = {"pk": {"S": f"customer#{n % CUSTOMERS:03d}"}, "sk": {"S": f"order#{n:06d}"}}
                     if roll < 0.8:
                         self.ddb.update_item(
-                            TableName=TABLE, Key=key,
+                            TableName=self.table, Key=key,
                             UpdateExpression="SET version = if_not_exists(version, :z) + :one, note = :note, "
                                              "customer = :c, created = :t",
                             ExpressionAttributeValues={
@@ -147,7 +148,7 @@ class LiveWriter:
                         )
                         self.counts["updates"] += 1
                     else:
-                        self.ddb.delete_item(TableName=TABLE, Key=key)
+                        self.ddb.delete_item(TableName=self.table, Key=key)
                         self.counts["deletes"] += 1
                 time.sleep(self.pause)
         except BaseException as err:  # surfaced by stop()

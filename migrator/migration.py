@@ -55,6 +55,7 @@ class Migration:
     console: Console = field(default_factory=lambda: Console(stderr=True))
     export_timeout: float = 6 * 3600
     export_poll: float = 5.0
+    _runners: dict[str, TerraformRunner] = field(default_factory=dict, init=False, repr=False)
 
     # Sessions, state and runners -------------------------------------------------------------------
     @functools.cached_property
@@ -241,14 +242,20 @@ class Migration:
         )
         return result, report
 
+    def _ready_runner(self, p: Phase) -> TerraformRunner:
+        """Terraform checked, initialised and in the migration's workspace: changes no account."""
+        if p.root not in self._runners:
+            runner = self.runner(p)
+            with self._step(f"terraform init ({p.root})"):
+                runner.check_version()
+                runner.init()
+                runner.select_workspace(self.config.migration)
+            self._runners[p.root] = runner
+        return self._runners[p.root]
+
     def _prepare_terraform(self, p: Phase) -> tuple[TerraformRunner, Path]:
-        var_file = self.tfvars(p)
-        runner = self.runner(p)
-        with self._step(f"terraform init ({p.root})"):
-            runner.check_version()
-            runner.init()
-            runner.select_workspace(self.config.migration)
-        return runner, var_file
+        runner = self._ready_runner(p)
+        return runner, self.tfvars(p)
 
     def plan(self, number: int) -> PlanReport:
         """`migrator plan --phase N`: the plan of the phase's Terraform step, nothing applied."""
@@ -296,6 +303,7 @@ class Migration:
             self.check_identity("source")
         if p.number in (3, 4):
             self.check_deadline()
+        self._ready_runner(p)  # a missing or old Terraform or provider fails here, before any change
         self.console.rule(f"phase {p.number}: {p.name} — {p.account} account {self.account_id(p.account)}")
         self.state.mark_phase(p.number, "in progress")
         try:

@@ -1,0 +1,199 @@
+"""Bad input through the CLI: one clear sentence, a non-zero exit, no traceback, nothing changed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from migrator.aws import AccountSession
+from migrator.cli import app
+
+from .conftest import make_table
+from .support import write_config
+
+GOOD_YAML = {
+    "migration": "cli-bad",
+    "source": {"account_id": "222222222222", "region": "us-east-1", "table": "Orders"},
+    "target": {"account_id": "111111111111", "region": "us-east-1"},
+}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def assert_one_sentence(result: Any, fragment: str, code: int | None = None) -> None:
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    text = result.stderr.strip().splitlines()[-1]  # progress lines may come first; the error is last
+    assert text.startswith("error: "), result.stderr
+    assert "\n" not in text, text
+    assert fragment in text, text
+
+
+def yaml_with(tmp_path: Path, mutate: Callable[[dict[str, Any]], None] | None = None, raw: str | None = None) -> Path:
+    path = tmp_path / "migration.yaml"
+    if raw is not None:
+        path.write_text(raw)
+        return path
+    data = yaml.safe_load(yaml.safe_dump(GOOD_YAML))
+    if mutate:
+        mutate(data)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+CONFIG_CASES: list[tuple[str, Callable[[dict[str, Any]], None] | None, str | None, str]] = [
+    ("malformed yaml", None, "migration: [x\n", "is not valid YAML at line"),
+    ("not a mapping", None, "- a\n", "must be a YAML mapping"),
+    ("unknown key", lambda d: d.update(colour="blue"), None, "unknown key 'colour'"),
+    ("missing field", lambda d: d["target"].pop("region"), None, "'target.region' is missing"),
+    ("bad account id", lambda d: d["source"].update(account_id="12345678901"), None, "must be 12 digits"),
+    ("unquoted account id", lambda d: d["source"].update(account_id=22222222222), None, "quoted string"),
+    ("bad region", lambda d: d["target"].update(region="us-middle"), None, "does not look like an AWS region"),
+    ("same table", lambda d: d["target"].update(account_id="222222222222"), None, "same table in the same account"),
+    ("role of another account", lambda d: d["target"].update(role_arn="arn:aws:iam::222222222222:role/Ops"), None,
+     "belongs to account 222222222222"),
+    ("bad migration name", lambda d: d.update(migration="Orders Move"), None, "'migration' must be"),
+    ("bad endpoint", lambda d: d.update(endpoint_url="ftp://x"), None, "must be an http(s) URL"),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "raw", "fragment"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_bad_configuration_is_refused_before_any_aws_call(
+    tmp_path: Path, name: str, mutate: Any, raw: str | None, fragment: str
+) -> None:
+    path = yaml_with(tmp_path, mutate, raw)
+    result = run("apply", "--phase", "1", "--config", str(path))
+    assert_one_sentence(result, fragment, code=2)
+    assert not (tmp_path / ".migrator").exists()
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    assert_one_sentence(run("status", "--config", str(tmp_path / "none.yaml")), "no configuration at", code=2)
+
+
+def test_unknown_profile_is_one_sentence(tmp_path: Path) -> None:
+    path = yaml_with(tmp_path, lambda d: d["target"].update(profile="no-such-profile"))
+    assert_one_sentence(run("apply", "--phase", "1", "--config", str(path)), "profile 'no-such-profile'")
+
+
+def test_replicate_without_local_says_what_to_do(tmp_path: Path) -> None:
+    path = yaml_with(tmp_path)
+    assert_one_sentence(run("replicate", "--config", str(path)), "only --local replication")
+
+
+# Cases against the emulator: the source account's table in various bad shapes -------------------------
+def _buckets(session: AccountSession) -> set[str]:
+    return {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
+
+
+@pytest.mark.parametrize(
+    ("shape", "fragment"),
+    [
+        ("missing", "does not exist in account 222222222222"),
+        ("no-stream", "has no stream; run phase 1 with --enable-stream"),
+        ("keys-only", "stream has view KEYS_ONLY"),
+        ("no-pitr", "point-in-time recovery is off"),
+        ("lsi", "local secondary indexes (by-date)"),
+    ],
+)
+def test_source_table_problems_refuse_phase_1_and_change_nothing(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str,
+    shape: str, fragment: str,
+) -> None:
+    table = f"Bad{unique}"
+    if shape == "no-stream":
+        make_table(source, table, stream=None)
+    elif shape == "keys-only":
+        make_table(source, table, stream="KEYS_ONLY")
+    elif shape == "no-pitr":
+        make_table(source, table, pitr=False)
+    elif shape == "lsi":
+        source.client("dynamodb").create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"},
+                                  {"AttributeName": "d", "AttributeType": "S"}],
+            LocalSecondaryIndexes=[{"IndexName": "by-date", "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "d", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    before = _buckets(target)
+    cfg = write_config(tmp_path, moto_endpoint, f"bad-{unique}", table)
+    result = run("apply", "--phase", "1", "--config", str(cfg))
+    assert_one_sentence(result, fragment)
+    assert _buckets(target) == before
+    if shape == "no-stream":
+        desc = source.client("dynamodb").describe_table(TableName=table)["Table"]
+        assert not (desc.get("StreamSpecification") or {}).get("StreamEnabled")
+
+
+def test_credentials_of_another_account_are_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    table = f"Acct{unique}"
+    make_table(source, table)
+    cfg = write_config(tmp_path, moto_endpoint, f"acct-{unique}", table, source={"role_arn": None})
+    before = _buckets(target)
+    result = run("apply", "--phase", "1", "--config", str(cfg))
+    assert_one_sentence(result, "belong to account 123456789012, not the configured source account 222222222222")
+    assert _buckets(target) == before
+
+
+def test_phase_out_of_order_is_refused(tmp_path: Path, moto_endpoint: str, source: AccountSession,
+                                       unique: str) -> None:
+    table = f"Ord{unique}"
+    make_table(source, table)
+    cfg = write_config(tmp_path, moto_endpoint, f"ord-{unique}", table)
+    assert_one_sentence(run("apply", "--phase", "2", "--config", str(cfg)),
+                        "phase 2 (export) needs phase 1 (prepare) done first")
+
+
+def _fake_terraform(tmp_path: Path, version: str) -> Path:
+    script = tmp_path / "terraform"
+    script.write_text(f'#!/bin/sh\necho \'{{"terraform_version": "{version}"}}\'\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_terraform_older_than_required_is_refused(tmp_path: Path, moto_endpoint: str, source: AccountSession,
+                                                  target: AccountSession, unique: str) -> None:
+    table = f"Old{unique}"
+    make_table(source, table)
+    cfg = write_config(tmp_path, moto_endpoint, f"old-{unique}", table)
+    before = _buckets(target)
+    result = run("apply", "--phase", "1", "--config", str(cfg),
+                 env={"MIGRATOR_TERRAFORM": str(_fake_terraform(tmp_path, "1.2.9"))})
+    assert_one_sentence(result, "Terraform 1.2.9 is older than the required 1.5.0")
+    assert _buckets(target) == before
+
+
+def test_provider_that_cannot_be_installed_is_one_sentence(tmp_path: Path, moto_endpoint: str,
+                                                          source: AccountSession, target: AccountSession,
+                                                          unique: str) -> None:
+    table = f"Prov{unique}"
+    make_table(source, table)
+    cfg = write_config(tmp_path, moto_endpoint, f"prov-{unique}", table)
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    rc = tmp_path / "tf.rc"
+    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{empty}"\n  }}\n}}\n')
+    before = _buckets(target)
+    result = run("apply", "--phase", "1", "--config", str(cfg), env={"TF_CLI_CONFIG_FILE": str(rc)})
+    assert_one_sentence(result, "terraform init failed")
+    assert "provider" in result.stderr.lower()
+    assert _buckets(target) == before
+    assert os.environ["TF_CLI_CONFIG_FILE"] != str(rc)
