@@ -115,6 +115,25 @@ class Migration:
         )
 
     # Phase order and deadline -------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "source": f"{c.source.account_id}/{c.source.region}/{c.source_table_name}",
+            "target": f"{c.target.account_id}/{c.target.region}/{c.target_table_name}",
+        }
+
+    def check_same_migration(self) -> None:
+        """A migration name names one source → target move; a second one under the same name is refused."""
+        recorded = self.state.data.get("fingerprint")
+        if recorded is None:
+            return
+        if recorded != self.fingerprint():
+            raise MigratorError(
+                f"the migration {self.config.migration!r} in {self.state_dir} moves {recorded['source']} to "
+                f"{recorded['target']}, not {self.fingerprint()['source']} to {self.fingerprint()['target']}; "
+                "give this migration another name"
+            )
+
     def check_order(self, p: Phase) -> None:
         for earlier in PHASES:
             if earlier.number >= p.number:
@@ -297,6 +316,7 @@ class Migration:
         enable_pitr: bool = False,
     ) -> None:
         p = phase(number)
+        self.check_same_migration()
         self.check_order(p)
         self.check_identity(p.account)
         if p.number == 1:
@@ -305,9 +325,11 @@ class Migration:
             self.check_deadline()
         self._ready_runner(p)  # a missing or old Terraform or provider fails here, before any change
         self.console.rule(f"phase {p.number}: {p.name} — {p.account} account {self.account_id(p.account)}")
+        self.state.data.setdefault("fingerprint", self.fingerprint())
         self.state.mark_phase(p.number, "in progress")
         try:
             if p.number == 1:
+                self.check_names_free()
                 self.preflight(enable_stream=enable_stream, enable_pitr=enable_pitr)
                 outputs = self._apply_terraform(p, allow_table_replace=allow_table_replace)
                 self.state.update("target_outputs", **outputs)
@@ -332,6 +354,28 @@ class Migration:
         self.console.print(f"[bold green]phase {p.number} ({p.name}) done[/]")
 
     # Phase 1 ----------------------------------------------------------------------------------------
+    def check_names_free(self) -> None:
+        """The bucket and role names this migration needs are free, or already this migration's."""
+        c = self.config
+        if ops.bucket_taken_elsewhere(self.target.client("s3"), c.bucket_name):
+            raise MigratorError(
+                f"the export bucket {c.bucket_name} already exists in another account than the target "
+                f"{c.target.account_id}; set bucket: to a free name"
+            )
+        own_state = self.state_dir / "terraform" / "target" / "state" / c.migration / "terraform.tfstate"
+        if not own_state.exists():
+            try:
+                role = self.target.client("iam").get_role(RoleName=c.writer_role_name)["Role"]
+            except ClientError as err:
+                if ops.error_code(err) != "NoSuchEntity":
+                    raise
+                return
+            raise MigratorError(
+                f"a migration named {c.migration!r} already exists in the target account (role "
+                f"{role['RoleName']} since {role.get('CreateDate')}) but its state is not in {self.state_dir}; "
+                "choose another migration name, or run from the directory that holds its state"
+            )
+
     def preflight(self, *, enable_stream: bool, enable_pitr: bool) -> None:
         c = self.config
         ddb = self.source.client("dynamodb")

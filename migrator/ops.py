@@ -111,6 +111,21 @@ def validate_export_time(
         )
 
 
+def bucket_taken_elsewhere(s3: Any, bucket: str) -> bool:
+    """True when ``bucket`` exists but belongs to another account than the caller's (bucket names are global)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as err:
+        code = error_code(err)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if code in ("403", "AccessDenied", "Forbidden"):
+            return True
+        raise
+    owned = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    return bucket not in owned
+
+
 # Export -------------------------------------------------------------------------------------------
 def export_id(export_arn: str) -> str:
     return export_arn.rsplit("/", 1)[-1]

@@ -10,13 +10,16 @@ from typing import Any
 
 import pytest
 import yaml
+from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from migrator.aws import AccountSession
 from migrator.cli import app
+from migrator.errors import MigratorError
+from migrator.migration import Migration
 
 from .conftest import make_table
-from .support import write_config
+from .support import migration, write_config
 
 GOOD_YAML = {
     "migration": "cli-bad",
@@ -197,3 +200,106 @@ def test_provider_that_cannot_be_installed_is_one_sentence(tmp_path: Path, moto_
     assert "provider" in result.stderr.lower()
     assert _buckets(target) == before
     assert os.environ["TF_CLI_CONFIG_FILE"] != str(rc)
+
+
+# Names, ownership and failed data steps ---------------------------------------------------------------
+def test_export_bucket_owned_by_another_account_is_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    table = f"Bkt{unique}"
+    make_table(source, table)
+    cfg = write_config(tmp_path, moto_endpoint, f"bkt-{unique}", table, bucket=f"taken-{unique}")
+    other = AccountSession("333333333333", "us-east-1", "arn:aws:iam::333333333333:role/Ops", endpoint_url=moto_endpoint)
+    other.client("s3").create_bucket(Bucket=f"taken-{unique}")
+    result = run("apply", "--phase", "1", "--config", str(cfg))
+    assert_one_sentence(result, f"the export bucket taken-{unique} already exists in another account")
+    roles = {r["RoleName"] for r in target.client("iam").list_roles()["Roles"]}
+    assert f"bkt-{unique}-writer" not in roles
+
+
+def test_a_second_migration_with_the_same_name_is_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    table = f"Dup{unique}"
+    make_table(source, table)
+    target.client("iam").create_role(RoleName=f"dup-{unique}-writer", AssumeRolePolicyDocument="{}")
+    cfg = write_config(tmp_path, moto_endpoint, f"dup-{unique}", table)
+    assert_one_sentence(run("apply", "--phase", "1", "--config", str(cfg)),
+                        f"a migration named 'dup-{unique}' already exists in the target account")
+
+
+def test_reusing_a_migration_name_for_another_table_is_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, unique: str
+) -> None:
+    make_table(source, f"One{unique}")
+    make_table(source, f"Two{unique}")
+    first = migration(write_config(tmp_path, moto_endpoint, f"same-{unique}", f"One{unique}"))
+    first.state.data["fingerprint"] = first.fingerprint()
+    first.state.save()
+    cfg = write_config(tmp_path, moto_endpoint, f"same-{unique}", f"Two{unique}")
+    assert_one_sentence(run("apply", "--phase", "1", "--config", str(cfg)), "give this migration another name")
+
+
+def test_failed_export_is_one_sentence_and_recorded(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, unique: str
+) -> None:
+    table = f"Exp{unique}"
+    desc = make_table(source, table)
+    m = migration(write_config(tmp_path, moto_endpoint, f"exp-{unique}", table, bucket=f"no-such-bucket-{unique}"))
+    m.state.update("stream", arn=desc["LatestStreamArn"], table_arn=desc["TableArn"],
+                   created_at="2000-01-01T00:00:00.000+00:00")
+    with pytest.raises(MigratorError, match="the export failed .*run phase 2 again to start a new export"):
+        m.export()
+    assert m.state.section("export")["status"] == "FAILED"
+
+
+def test_import_count_mismatch_is_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    table = f"Cnt{unique}"
+    make_table(source, table)
+    make_table(target, table)
+    target.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "b"}})
+    m = migration(write_config(tmp_path, moto_endpoint, f"cnt-{unique}", table))
+    m.state.update("export", item_count=2)
+    with pytest.raises(MigratorError, match="the import holds 1 items but the export had 2"):
+        m.check_import()
+
+
+def _offline_migration(tmp_path: Path) -> Migration:
+    """A migration against 'real' AWS whose clients are stubbed: no network, no emulator."""
+    path = yaml_with(tmp_path)
+    return migration(path)
+
+
+@pytest.mark.parametrize(
+    ("status", "errors", "imported", "fragment"),
+    [
+        ("FAILED", 0, 0, "the import ended FAILED"),
+        ("COMPLETED", 3, 7, "the import reported 3 item errors"),
+        ("COMPLETED", 0, 9, "the import holds 9 items but the export had 10"),
+    ],
+)
+def test_import_failures_are_refused(tmp_path: Path, status: str, errors: int, imported: int, fragment: str) -> None:
+    m = _offline_migration(tmp_path)
+    m.state.update("export", item_count=10)
+    ddb = m.target.client("dynamodb")
+    arn = "arn:aws:dynamodb:us-east-1:111111111111:table/Orders"
+    import_arn = f"{arn}/import/01"
+    with Stubber(ddb) as stub:
+        stub.add_response("describe_table", {"Table": {"TableName": "Orders", "TableArn": arn}})
+        stub.add_response("list_imports", {"ImportSummaryList": [{"ImportArn": import_arn, "TableArn": arn}]})
+        stub.add_response("describe_import", {"ImportTableDescription": {
+            "ImportArn": import_arn, "ImportStatus": status, "ErrorCount": errors, "ImportedItemCount": imported,
+            "FailureMessage": "boom"}})
+        with pytest.raises(MigratorError, match=fragment):
+            m.check_import()
+
+
+def test_expired_credentials_are_one_sentence(tmp_path: Path) -> None:
+    m = _offline_migration(tmp_path)
+    sts = m.target.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error("get_caller_identity", service_error_code="ExpiredToken", http_status_code=403)
+        with pytest.raises(MigratorError, match="credentials for the target account have expired"):
+            m.check_identity("target")
