@@ -1,15 +1,26 @@
-"""`migrator cutover --check`: the gate before traffic moves to the target table."""
+"""`migrator cutover --check`: the gate before traffic moves to the target table.
+
+Open (exit 0) only when every phase is done, the replicator is caught up (iterator age, or the local
+runner's lag, under the threshold), no failure record waits in the failure destination, and a verify
+run now is clean. Otherwise every unmet condition is listed, each with what to do.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .checks import run_verify
-from .status import read_replicator
+from .errors import MigratorError
+from .status import PhaseView, collect_status, reason
 
 if TYPE_CHECKING:
     from .migration import Migration
+
+PHASE_OK = ("done", "applied")  # "applied": inferred from AWS on a machine without the local record
 
 
 @dataclass
@@ -22,52 +33,93 @@ class Gate:
         return not self.unmet
 
 
-def caught_up_problem(replicator: dict[str, Any], max_lag_s: float) -> str | None:
-    """Why the replicator does not count as caught up, or None. Pure: tested table-style."""
-    if "unavailable" in replicator:
-        return f"the replicator could not be read ({replicator['unavailable']})"
-    if replicator.get("mapping") in (None, "absent"):
-        return "there is no event source mapping: run phase 4"
-    if replicator.get("mapping") != "Enabled":
-        return f"the event source mapping is {replicator.get('mapping')}, not Enabled: run phase 4"
+def phase_problems(phases: list[PhaseView]) -> list[str]:
+    return [
+        f"phase {p['phase']} ({p['name']}) is {p['status']}, not done: run `make phase-{p['phase']}`"
+        for p in phases
+        if p["status"] not in PHASE_OK
+    ]
+
+
+def caught_up_problem(replicator: Mapping[str, Any], max_lag_s: float) -> str | None:
+    """Why the replicator does not count as caught up, or None. Pure: tested table-style.
+
+    The mapping must be Enabled; then CloudWatch's iterator age decides when it is reported, else the
+    local runner's last run must have caught up with a lag under ``max_lag_s``.
+    """
+    mapping = replicator.get("mapping")
+    if mapping is None:
+        return f"the event source mapping could not be read ({replicator.get('unavailable') or 'no reason given'})"
+    if mapping == "absent":
+        return (
+            "there is no event source mapping for the replicator: apply phase 2 (creates it) and phase 4 (enables it)"
+        )
+    if mapping != "Enabled":
+        return f"the event source mapping is {mapping}, not Enabled: run phase 4"
     age_ms = replicator.get("iterator_age_ms")
-    local_lag = replicator.get("local_lag_s")
-    local_caught_up = replicator.get("local_caught_up")
-    if age_ms is not None and age_ms / 1000 <= max_lag_s:
-        return None
-    if local_caught_up and local_lag is not None and float(local_lag) <= max_lag_s:
-        return None
     if age_ms is not None:
-        return f"the replicator's iterator age is {age_ms / 1000:.0f} s, above {max_lag_s:.0f} s"
-    if local_lag is not None:
-        return f"the local replicator's lag is {float(local_lag):.0f} s or it has not caught up"
-    return "no iterator age has been reported yet: wait for the replicator to run"
+        if age_ms / 1000 <= max_lag_s:
+            return None
+        return (
+            f"the replicator is behind: iterator age {age_ms / 1000:.1f} s is above {max_lag_s:g} s; "
+            "wait and check again"
+        )
+    lag = replicator.get("local_lag_s")
+    if lag is None:
+        return (
+            "no iterator age is reported and the local runner has not run: wait for the replicator, "
+            "or run `migrator replicate --local --until-caught-up`"
+        )
+    if not replicator.get("local_caught_up"):
+        return (
+            f"the local runner has not caught up (lag {float(lag):.1f} s): "
+            "run `migrator replicate --local --until-caught-up`"
+        )
+    if float(lag) > max_lag_s:
+        return f"the local runner is behind: lag {float(lag):.1f} s is above {max_lag_s:g} s; run it again"
+    return None
+
+
+def failures_problem(replicator: Mapping[str, Any], bucket: str) -> str | None:
+    """Why failures may be waiting in the failure destination, or None. Pure: tested table-style."""
+    waiting = replicator.get("failures_waiting")
+    if waiting is None:
+        why = replicator.get("unavailable") or "no reason given"
+        return f"the failure destination s3://{bucket} could not be read ({why})"
+    if waiting:
+        return f"{waiting} failure record(s) wait in s3://{bucket}: run `migrator redrive`"
+    return None
+
+
+def verify_problem(m: Migration) -> tuple[str | None, dict[str, Any] | None]:
+    """Verify now (recorded as the last verify): why it is not clean, or None; and its result."""
+    try:
+        result = run_verify(m, repair=False, segments=8, workers=8, as_json=True)
+    except (ClientError, BotoCoreError, MigratorError) as err:
+        return f"verify could not run ({reason(err) if not isinstance(err, MigratorError) else err})", None
+    data: dict[str, Any] = result.to_json()
+    if result.clean:
+        return None, data
+    return (
+        f"verify is not clean ({data['missing']} missing, {data['different']} different, {data['extraneous']} "
+        "extraneous): wait for catch-up, `migrator redrive`, or `migrator verify --repair`",
+        data,
+    )
 
 
 def check_gate(m: Migration, *, max_lag_s: float = 60.0, verify: bool = True) -> Gate:
-    gate = Gate()
-    for number in (1, 2, 3, 4):
-        if m.state.phase_status(number) != "done":
-            gate.unmet.append(f"phase {number} is {m.state.phase_status(number)}, not done")
-    replicator = read_replicator(m)
-    local = m.state.section("replication")
-    replicator.setdefault("local_caught_up", local.get("local_caught_up"))
-    gate.facts["replicator"] = replicator
-    problem = caught_up_problem(replicator, max_lag_s)
-    if problem:
-        gate.unmet.append(problem)
-    failures = replicator.get("failures_waiting")
-    if failures != 0:
-        gate.unmet.append(f"failures are waiting in the failure destination ({failures}): run `migrator redrive`")
-    if verify and not gate.unmet:
-        result = run_verify(m, repair=False, segments=8, workers=8, as_json=True)
-        gate.facts["verify"] = result.to_json()
-        if not result.clean:
-            data = result.to_json()
-            gate.unmet.append(
-                f"verify is not clean ({data['missing']} missing, {data['different']} different, "
-                f"{data['extraneous']} extraneous): wait for catch-up or run `migrator verify --repair`"
-            )
-    elif verify:
-        gate.unmet.append("verify was not run because the conditions above are unmet")
+    status = collect_status(m)
+    replicator = status["replicator"]
+    gate = Gate(facts={"phases": status["phases"], "replicator": replicator})
+    gate.unmet.extend(phase_problems(status["phases"]))
+    for problem in (
+        caught_up_problem(replicator, max_lag_s),
+        failures_problem(replicator, m.config.failure_bucket_name),
+    ):
+        if problem:
+            gate.unmet.append(problem)
+    if verify:
+        problem, gate.facts["verify"] = verify_problem(m)
+        if problem:
+            gate.unmet.append(problem)
     return gate

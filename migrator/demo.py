@@ -217,7 +217,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             **timings,
             "total_s": round(time.monotonic() - started, 1),
         }
-        console.print("summary: " + json.dumps(summary))
+        console.print("summary: " + json.dumps(summary), soft_wrap=True, highlight=False)
         if result.clean:
             console.print("[bold green]the target table equals the source: zero missing, different, extraneous[/]")
         else:

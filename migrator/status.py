@@ -1,7 +1,11 @@
 """`migrator status`: where a migration stands, read from AWS first and the local state second.
 
 Everything that can be read from the accounts is (so the command works from any machine with the
-config); what could not be read is shown with the reason, never silently left out.
+config): the export is found with ListExports when the local state has no ARN, the event source
+mapping with ListEventSourceMappings when the Terraform outputs have no UUID, and a phase with no local
+record is inferred from what exists in AWS. What could not be read is shown with the reason
+(``unavailable``), never silently left out and never a crash. Every section always has the same keys,
+so ``--json`` is a stable shape for scripts.
 """
 
 from __future__ import annotations
@@ -10,168 +14,642 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .phases import PHASES
-from .state import iso, now, parse_iso
+from .redrive import failure_object_keys
+from .state import MigrationState, iso, now, parse_iso
 
 if TYPE_CHECKING:
+    from .aws import AccountSession
     from .migration import Migration
 
+# Status should answer quickly and say what it could not read, not retry for minutes.
+STATUS_CLIENT: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 3}, "connect_timeout": 5}
+NOT_FOUND = frozenset({"ResourceNotFoundException", "ExportNotFoundException", "ImportNotFoundException"})
+IMPORT_PHASE = {"COMPLETED": "done", "IN_PROGRESS": "in progress", "FAILED": "failed", "CANCELLED": "failed"}
+EXPORT_PHASE = {"COMPLETED": "done", "IN_PROGRESS": "in progress", "FAILED": "failed"}
 
-def _read(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+
+class PhaseView(TypedDict):
+    phase: int
+    name: str
+    account: str
+    status: str  # not started | applied | in progress | done | failed | unknown
+    at: str | None
+    origin: str  # "local state" or "aws" (inferred from what exists in the accounts)
+
+
+class ExportView(TypedDict):
+    status: str | None  # "not started", IN_PROGRESS, COMPLETED, FAILED; None when unreadable
+    arn: str | None
+    export_time: str | None
+    start_time: str | None
+    end_time: str | None
+    items: int | None
+    bytes: int | None
+    failure: str | None
+    origin: str | None
+    unavailable: str | None
+
+
+class ImportView(TypedDict):
+    status: str | None
+    table: str | None  # the target table's status, or "absent"
+    imported: int | None
+    errors: int | None
+    origin: str | None
+    unavailable: str | None
+
+
+class ReplicatorView(TypedDict):
+    mapping: str | None  # the mapping's State, "absent", or None when unreadable
+    mapping_uuid: str | None
+    iterator_age_ms: int | None
+    local_lag_s: float | None
+    local_caught_up: bool | None
+    local_last_run: str | None
+    failures_waiting: int | None
+    unavailable: str | None
+
+
+class DeadlineView(TypedDict):
+    at: str | None
+    seconds_left: int | None
+    passed: bool | None
+    unavailable: str | None
+
+
+class VerifyView(TypedDict):
+    at: str | None
+    clean: bool | None
+    source_items: int | None
+    target_items: int | None
+    missing: int | None
+    different: int | None
+    extraneous: int | None
+
+
+StatusView = TypedDict(
+    "StatusView",
+    {
+        "migration": str,
+        "source": str,
+        "target": str,
+        "read_at": str,
+        "phases": list[PhaseView],
+        "export": ExportView,
+        "import": ImportView,
+        "replicator": ReplicatorView,
+        "stream_deadline": DeadlineView,
+        "last_verify": VerifyView,
+    },
+)
+
+
+class Unavailable(Exception):
+    """A piece that could not be read; ``str()`` says what and why."""
+
+
+T = TypeVar("T")
+
+
+# Reading ------------------------------------------------------------------------------------------
+def reason(err: BaseException) -> str:
+    if isinstance(err, Unavailable):
+        return str(err)
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        message = str(error.get("Message", ""))[:160]
+        return f"{err.operation_name} failed with {error.get('Code', 'an error')}" + (
+            f" ({message})" if message else ""
+        )
+    return f"{type(err).__name__}: {str(err)[:160]}"
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def attempt(fn: Callable[[], T]) -> tuple[T | None, str | None]:
+    """``fn()`` and no reason, or None and why it could not be read."""
     try:
-        return fn()
-    except ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "error")
-        return {"unavailable": f"{err.operation_name}: {code}"}
-    except BotoCoreError as err:
-        return {"unavailable": type(err).__name__}
+        return fn(), None
+    except (Unavailable, ClientError, BotoCoreError) as err:
+        return None, reason(err)
+
+
+def client(session: AccountSession, service: str) -> Any:
+    return session.client(service, **STATUS_CLIENT)
 
 
 def _when(value: Any) -> str | None:
     return iso(value) if isinstance(value, dt.datetime) else (str(value) if value else None)
 
 
-def read_export(m: Migration) -> dict[str, Any]:
-    ddb = m.source.client("dynamodb")
-    arn = m.state.section("export").get("arn")
-    if not arn:
-        table_arn = ddb.describe_table(TableName=m.config.source_table_name)["Table"]["TableArn"]
-        exports = ddb.list_exports(TableArn=table_arn).get("ExportSummaries", [])
-        mine = [e for e in exports if e.get("ExportStatus")]
-        if not mine:
-            return {"status": "not started"}
-        arn = mine[-1]["ExportArn"]
-    d = ddb.describe_export(ExportArn=arn)["ExportDescription"]
-    return {"status": d["ExportStatus"], "arn": arn, "export_time": _when(d.get("ExportTime")),
-            "start_time": _when(d.get("StartTime")), "items": d.get("ItemCount"), "bytes": d.get("BilledSizeBytes")}
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
-def read_import(m: Migration) -> dict[str, Any]:
-    ddb = m.target.client("dynamodb")
+def _latest(descriptions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    ranked = sorted(enumerate(descriptions), key=lambda p: (p[1].get("StartTime") or epoch, p[0]))
+    return ranked[-1][1] if ranked else None
+
+
+# Export ---------------------------------------------------------------------------------------------
+NO_EXPORT = ExportView(
+    status=None,
+    arn=None,
+    export_time=None,
+    start_time=None,
+    end_time=None,
+    items=None,
+    bytes=None,
+    failure=None,
+    origin=None,
+    unavailable=None,
+)
+
+
+def _source_table_arn(m: Migration) -> str:
+    name = m.config.source_table_name
     try:
-        table = ddb.describe_table(TableName=m.config.target_table_name)["Table"]
+        return str(client(m.source, "dynamodb").describe_table(TableName=name)["Table"]["TableArn"])
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return {"status": "not started", "table": "absent"}
+        if error_code(err) in NOT_FOUND:
+            c = m.config.source
+            raise Unavailable(f"the source table {name} does not exist in {c.account_id}/{c.region}") from None
         raise
-    out: dict[str, Any] = {"table": table["TableStatus"]}
-    if m.config.endpoint_url is None:  # moto has no ListImports
-        imports = ddb.list_imports(TableArn=table["TableArn"]).get("ImportSummaryList", [])
-        if imports:
-            d = ddb.describe_import(ImportArn=imports[-1]["ImportArn"])["ImportTableDescription"]
-            out.update(status=d["ImportStatus"], imported=d.get("ImportedItemCount"), errors=d.get("ErrorCount"))
-            return out
-    recorded = m.state.section("import")
-    out.update(status=recorded.get("status", "unknown"), imported=recorded.get("imported"),
-               errors=recorded.get("errors"))
-    return out
 
 
-def read_replicator(m: Migration) -> dict[str, Any]:
-    lam = m.source.client("lambda")
-    mappings = lam.list_event_source_mappings(FunctionName=m.config.replicator_name).get("EventSourceMappings", [])
-    if not mappings:
-        return {"mapping": "absent"}
-    mapping = mappings[0]
-    out: dict[str, Any] = {"mapping": mapping.get("State"), "uuid": mapping.get("UUID")}
-    stats = m.source.client("cloudwatch").get_metric_statistics(
-        Namespace="AWS/Lambda", MetricName="IteratorAge",
-        Dimensions=[{"Name": "FunctionName", "Value": m.config.replicator_name}],
-        StartTime=now() - dt.timedelta(minutes=10), EndTime=now(), Period=60, Statistics=["Maximum"],
-    ).get("Datapoints", [])
-    if stats:
-        latest = max(stats, key=lambda p: p["Timestamp"])
-        out["iterator_age_ms"] = int(latest["Maximum"])
-    else:
-        out["iterator_age_ms"] = None
-    local = m.state.section("replication")
-    if local.get("local_lag_s") is not None:
-        out["local_lag_s"] = local["local_lag_s"]
-        out["local_caught_up"] = local.get("local_caught_up")
-    from .redrive import failure_object_keys  # every object but those under redriven/, all pages
+def _export_arns(ddb: Any, table_arn: str) -> list[str]:
+    arns: list[str] = []
+    kwargs: dict[str, Any] = {"TableArn": table_arn}
+    while True:
+        page = ddb.list_exports(**kwargs)
+        arns.extend(str(e["ExportArn"]) for e in page.get("ExportSummaries", []))
+        if not page.get("NextToken"):
+            return arns
+        kwargs["NextToken"] = page["NextToken"]
 
+
+def find_export(m: Migration) -> dict[str, Any] | None:
+    """This migration's latest export (into its bucket and prefix) by ListExports, or None."""
+    ddb = client(m.source, "dynamodb")
+    found = [ddb.describe_export(ExportArn=arn)["ExportDescription"] for arn in _export_arns(ddb, _source_table_arn(m))]
+    ours = [
+        d
+        for d in found
+        if d.get("S3Bucket") == m.config.bucket_name
+        and str(d.get("S3Prefix", "")).startswith(m.config.export_s3_prefix)
+    ]
+    return _latest(ours)
+
+
+def export_view(desc: dict[str, Any] | None, recorded: dict[str, Any]) -> ExportView:
+    """The export as AWS describes it; times the description lacks come from the local record of the same export."""
+    if desc is None:
+        return {**NO_EXPORT, "status": "not started", "origin": "aws"}
+    same = recorded.get("arn") in (None, desc["ExportArn"])
+    export_time, start_time = _when(desc.get("ExportTime")), _when(desc.get("StartTime"))
+    origin = "aws"
+    if (
+        same
+        and (export_time is None or start_time is None)
+        and (recorded.get("export_time") or recorded.get("start_time"))
+    ):
+        export_time = export_time or recorded.get("export_time")
+        start_time = start_time or recorded.get("start_time")
+        origin = "aws; times from the local state"
+    completed = desc["ExportStatus"] == "COMPLETED"
+    return ExportView(
+        status=desc["ExportStatus"],
+        arn=desc["ExportArn"],
+        export_time=export_time,
+        start_time=start_time,
+        end_time=_when(desc.get("EndTime")),
+        items=_int(desc.get("ItemCount")) if completed else None,
+        bytes=_int(desc.get("BilledSizeBytes")) if completed else None,
+        failure=desc.get("FailureMessage") or desc.get("FailureCode"),
+        origin=origin,
+        unavailable=None,
+    )
+
+
+def read_export(m: Migration, state: MigrationState) -> ExportView:
+    recorded = state.section("export")
+
+    def describe() -> dict[str, Any] | None:
+        if recorded.get("arn"):
+            return dict(client(m.source, "dynamodb").describe_export(ExportArn=recorded["arn"])["ExportDescription"])
+        return find_export(m)
+
+    desc, why = attempt(describe)
+    if why is not None:
+        return {**NO_EXPORT, "arn": recorded.get("arn"), "unavailable": why}
+    return export_view(desc, recorded)
+
+
+# Import ---------------------------------------------------------------------------------------------
+def _describe_import(m: Migration, state: MigrationState, table_arn: str) -> dict[str, Any] | None:
+    ddb = client(m.target, "dynamodb")
+    arn = state.section("import").get("arn")
+    if arn:
+        return dict(ddb.describe_import(ImportArn=arn)["ImportTableDescription"])
+    if m.config.endpoint_url is not None:  # an emulator has no ListImports
+        return None
+    summaries = ddb.list_imports(TableArn=table_arn).get("ImportSummaryList", [])
+    latest = _latest([dict(s) for s in summaries])
+    if latest is None:
+        return None
+    return dict(ddb.describe_import(ImportArn=latest["ImportArn"])["ImportTableDescription"])
+
+
+def _import(m: Migration, state: MigrationState) -> ImportView:
     try:
-        out["failures_waiting"] = len(failure_object_keys(m.source.client("s3"), m.config.failure_bucket_name))
+        table = client(m.target, "dynamodb").describe_table(TableName=m.config.target_table_name)["Table"]
     except ClientError as err:
-        out["failures_waiting"] = f"unavailable: {err.response.get('Error', {}).get('Code')}"
-    return out
+        if error_code(err) not in NOT_FOUND:
+            raise
+        return ImportView(
+            status="not started", table="absent", imported=None, errors=None, origin="aws", unavailable=None
+        )
+    d = _describe_import(m, state, table["TableArn"])
+    if d is not None:
+        return ImportView(
+            status=d["ImportStatus"],
+            table=table["TableStatus"],
+            imported=_int(d.get("ImportedItemCount")),
+            errors=_int(d.get("ErrorCount")),
+            origin="aws",
+            unavailable=None,
+        )
+    recorded = state.section("import")
+    return ImportView(
+        status=recorded.get("status"),
+        table=table["TableStatus"],
+        imported=_int(recorded.get("imported")),
+        errors=_int(recorded.get("errors")),
+        origin="local state",
+        unavailable=None,
+    )
 
 
-def collect_status(m: Migration) -> dict[str, Any]:
-    state = m.state
-    phases = []
+def read_import(m: Migration, state: MigrationState) -> ImportView:
+    view, why = attempt(lambda: _import(m, state))
+    if view is None:
+        return ImportView(status=None, table=None, imported=None, errors=None, origin=None, unavailable=why)
+    return view
+
+
+# Replicator -----------------------------------------------------------------------------------------
+def _mappings_of(lam: Any, function: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"FunctionName": function}
+    while True:
+        try:
+            page = lam.list_event_source_mappings(**kwargs)
+        except ClientError as err:
+            if error_code(err) in NOT_FOUND:  # no such function: no mapping either
+                return []
+            raise
+        found.extend(dict(x) for x in page.get("EventSourceMappings", []))
+        if not page.get("NextMarker"):
+            return found
+        kwargs["Marker"] = page["NextMarker"]
+
+
+def find_mapping(m: Migration, state: MigrationState) -> dict[str, Any] | None:
+    """The replicator's mapping: by the UUID of the Terraform outputs, else by the function's name."""
+    lam = client(m.source, "lambda")
+    uuid = state.section("source_outputs").get("event_source_mapping_uuid")
+    if uuid:
+        try:
+            return dict(lam.get_event_source_mapping(UUID=uuid))
+        except ClientError as err:
+            if error_code(err) not in NOT_FOUND:
+                raise
+    mappings = _mappings_of(lam, m.config.replicator_name)
+    stream = state.section("stream").get("arn")
+    mine = [x for x in mappings if x.get("EventSourceArn") == stream] or mappings
+    return mine[0] if mine else None
+
+
+def iterator_age_ms(m: Migration) -> int | None:
+    """The latest IteratorAge maximum of the last 10 minutes, or None when none was reported."""
+    end = now()
+    points = (
+        client(m.source, "cloudwatch")
+        .get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName="IteratorAge",
+            Dimensions=[{"Name": "FunctionName", "Value": m.config.replicator_name}],
+            StartTime=end - dt.timedelta(minutes=10),
+            EndTime=end,
+            Period=60,
+            Statistics=["Maximum"],
+        )
+        .get("Datapoints", [])
+    )
+    if not points:
+        return None
+    return int(max(points, key=lambda p: p["Timestamp"])["Maximum"])
+
+
+def failures_waiting(m: Migration) -> int:
+    bucket = m.config.failure_bucket_name
+    try:
+        return len(failure_object_keys(client(m.source, "s3"), bucket))
+    except ClientError as err:
+        if error_code(err) in ("NoSuchBucket", "404"):
+            raise Unavailable(f"the failure bucket {bucket} does not exist (phase 2 creates it)") from None
+        raise
+
+
+def read_replicator(m: Migration, state: MigrationState) -> ReplicatorView:
+    problems: list[str] = []
+    mapping, mapping_why = attempt(lambda: find_mapping(m, state))
+    if mapping_why:
+        problems.append(f"event source mapping: {mapping_why}")
+    age: int | None = None
+    if mapping is not None:
+        age, why = attempt(lambda: iterator_age_ms(m))
+        if why:
+            problems.append(f"iterator age: {why}")
+    waiting, why = attempt(lambda: failures_waiting(m))
+    if why:
+        problems.append(f"failure destination: {why}")
+    local = state.section("replication")
+    lag = local.get("local_lag_s")
+    caught_up = local.get("local_caught_up")
+    if caught_up and local.get("local_last_run"):
+        # A run that caught up had applied every change up to its end: the target can be behind by at
+        # most the time since then (the age of its last record only says when the source was last written).
+        lag = max(0.0, (now() - parse_iso(local["local_last_run"])).total_seconds())
+    return ReplicatorView(
+        mapping=None if mapping_why else (mapping or {}).get("State", "absent"),
+        mapping_uuid=(mapping or {}).get("UUID"),
+        iterator_age_ms=age,
+        local_lag_s=None if lag is None else float(lag),
+        local_caught_up=None if caught_up is None else bool(caught_up),
+        local_last_run=local.get("local_last_run"),
+        failures_waiting=waiting,
+        unavailable="; ".join(problems) or None,
+    )
+
+
+# Deadline, verify, phases -------------------------------------------------------------------------
+def deadline_view(
+    export: ExportView, recorded: dict[str, Any], retention_hours: float, at: dt.datetime
+) -> DeadlineView:
+    """Export start (the earlier of ExportTime and StartTime) + the stream's retention, as a countdown."""
+    none = DeadlineView(at=None, seconds_left=None, passed=None, unavailable=None)
+    if export["status"] == "not started":
+        return none
+    times = [export["export_time"], export["start_time"]]
+    if export["unavailable"]:
+        times = [recorded.get("export_time"), recorded.get("start_time")]
+    known = [parse_iso(t) for t in times if t]
+    if not known:
+        why = (
+            "the export could not be read" if export["unavailable"] else "the export reports no ExportTime or StartTime"
+        )
+        return {**none, "unavailable": why}
+    end = min(known) + dt.timedelta(hours=retention_hours)
+    left = int((end - at).total_seconds())
+    return DeadlineView(at=iso(end), seconds_left=left, passed=left <= 0, unavailable=None)
+
+
+def verify_view(recorded: dict[str, Any]) -> VerifyView:
+    counts = {k: _int(recorded.get(k)) for k in ("source_items", "target_items", "missing", "different", "extraneous")}
+    diffs = [counts["missing"], counts["different"], counts["extraneous"]]
+    clean = None if not recorded or None in diffs else not any(diffs)
+    return VerifyView(
+        at=recorded.get("at"),
+        clean=clean,
+        source_items=counts["source_items"],
+        target_items=counts["target_items"],
+        missing=counts["missing"],
+        different=counts["different"],
+        extraneous=counts["extraneous"],
+    )
+
+
+def inferred_phase(number: int, export: ExportView, imp: ImportView, rep: ReplicatorView, bucket: str | None) -> str:
+    """A phase's state from what exists in AWS, for a machine without the local record."""
+    if number == 1:
+        return {"present": "applied", "absent": "not started"}.get(bucket or "", "unknown")
+    if number == 2:
+        if export["status"] in EXPORT_PHASE:
+            return EXPORT_PHASE[export["status"] or ""]
+        if export["status"] is None or rep["mapping"] is None:
+            return "unknown"
+        return "not started" if rep["mapping"] == "absent" else "applied"
+    if number == 3:
+        if imp["origin"] == "aws" and imp["status"] in IMPORT_PHASE:
+            return IMPORT_PHASE[imp["status"] or ""]
+        return {None: "unknown", "absent": "not started"}.get(imp["table"], "applied")
+    return {None: "unknown", "Enabled": "applied"}.get(rep["mapping"], "not started")
+
+
+def export_bucket(m: Migration) -> str:
+    try:
+        client(m.target, "s3").head_bucket(Bucket=m.config.bucket_name)
+    except ClientError as err:
+        if error_code(err) in ("404", "NoSuchBucket"):
+            return "absent"
+        raise
+    return "present"
+
+
+def phase_views(
+    m: Migration, state: MigrationState, export: ExportView, imp: ImportView, rep: ReplicatorView
+) -> list[PhaseView]:
+    views: list[PhaseView] = []
     for p in PHASES:
-        record = state.section("phases").get(str(p.number), {})
-        status = record.get("status", "not started")
-        when = record.get(f"{status.replace(' ', '_')}_at")
-        phases.append({"phase": p.number, "name": p.name, "account": p.account, "status": status, "at": when})
-    export = _read(lambda: read_export(m))
-    deadline = None
-    start = export.get("start_time") or state.section("export").get("start_time")
-    if start:
-        end = parse_iso(start) + dt.timedelta(hours=m.config.stream_retention_hours)
-        left = int((end - now()).total_seconds())
-        deadline = {"at": iso(end), "seconds_left": left, "passed": left <= 0}
+        record = state.section("phases").get(str(p.number))
+        if record and record.get("status"):
+            status = str(record["status"])
+            at, origin = record.get(f"{status.replace(' ', '_')}_at"), "local state"
+        else:
+            bucket = attempt(lambda: export_bucket(m))[0] if p.number == 1 else None
+            status, at, origin = inferred_phase(p.number, export, imp, rep, bucket), None, "aws"
+        views.append(PhaseView(phase=p.number, name=p.name, account=p.account, status=status, at=at, origin=origin))
+    return views
+
+
+def collect_status(m: Migration) -> StatusView:
+    state = MigrationState(m.state_dir)  # read afresh: --watch sees what other commands record meanwhile
+    c = m.config
+    export = read_export(m, state)
+    imp = read_import(m, state)
+    rep = read_replicator(m, state)
     return {
-        "migration": m.config.migration,
-        "source": f"{m.config.source.account_id}/{m.config.source.region}/{m.config.source_table_name}",
-        "target": f"{m.config.target.account_id}/{m.config.target.region}/{m.config.target_table_name}",
-        "phases": phases,
-        "export": export,
-        "import": _read(lambda: read_import(m)),
-        "replicator": _read(lambda: read_replicator(m)),
-        "stream_deadline": deadline,
-        "last_verify": state.section("verify") or None,
+        "migration": c.migration,
+        "source": f"{c.source.account_id}/{c.source.region}/{c.source_table_name}",
+        "target": f"{c.target.account_id}/{c.target.region}/{c.target_table_name}",
         "read_at": iso(now()),
+        "phases": phase_views(m, state, export, imp, rep),
+        "export": export,
+        "import": imp,
+        "replicator": rep,
+        "stream_deadline": deadline_view(export, state.section("export"), c.stream_retention_hours, now()),
+        "last_verify": verify_view(state.section("verify")),
     }
 
 
-def _countdown(seconds: int) -> str:
+# Rendering ------------------------------------------------------------------------------------------
+def countdown(seconds: int) -> str:
     if seconds <= 0:
-        return "PASSED — start again from a new export"
+        return "PASSED — records are trimmed from the stream: start again from a new export"
     h, rest = divmod(seconds, 3600)
     return f"{h} h {rest // 60:02d} min left"
 
 
-def render_status(s: dict[str, Any]) -> Group:
-    head = Table.grid(padding=(0, 2))
-    head.add_row("migration", s["migration"], "source", s["source"], "target", s["target"])
-    phases = Table(title="phases", expand=False)
-    for col in ("#", "name", "account", "state", "when"):
+def _size(n: int | None) -> str:
+    if n is None:
+        return "? bytes"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def short(ts: str | None) -> str:
+    """An ISO time as an operator reads it: UTC to the second."""
+    return parse_iso(ts).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ts else ""
+
+
+def _line(parts: list[str | None], unavailable: str | None) -> Text:
+    text = Text(" · ".join(p for p in parts if p))
+    if unavailable:
+        text.append(("; " if text.plain else "") + "unavailable: ", style="bold red")
+        text.append(unavailable)
+    return text
+
+
+def export_line(e: ExportView) -> Text:
+    if e["status"] is None:
+        return _line([], e["unavailable"])
+    if e["status"] == "not started":
+        return _line(["not started"], None)
+    return _line(
+        [
+            e["status"],
+            f"ExportTime {short(e['export_time']) or 'unknown'}" + (" (local record)" if e["origin"] != "aws" else ""),
+            f"{e['items']} items, {_size(e['bytes'])}" if e["items"] is not None else None,
+            f"failure: {e['failure']}" if e["failure"] else None,
+        ],
+        None,
+    )
+
+
+def import_line(i: ImportView) -> Text:
+    if i["status"] is None and i["table"] is None:
+        return _line([], i["unavailable"])
+    return _line(
+        [
+            i["status"] or "unknown",
+            f"target table {i['table']}",
+            f"{i['imported']} imported, {i['errors']} errors" if i["imported"] is not None else None,
+            f"({i['origin']})" if i["origin"] != "aws" else None,
+        ],
+        i["unavailable"],
+    )
+
+
+def replicator_line(r: ReplicatorView) -> Text:
+    age = r["iterator_age_ms"]
+    lag = r["local_lag_s"]
+    local = None
+    if lag is not None:
+        local = f"local runner lag {lag:.1f} s, {'caught up' if r['local_caught_up'] else 'not caught up'}"
+    return _line(
+        [
+            f"mapping {r['mapping']}" if r["mapping"] else None,
+            f"iterator age {age / 1000:.1f} s" if age is not None else "no iterator age reported",
+            local,
+            f"{r['failures_waiting']} failures waiting" if r["failures_waiting"] is not None else None,
+        ],
+        r["unavailable"],
+    )
+
+
+def deadline_line(d: DeadlineView) -> Text:
+    if d["at"] is None or d["seconds_left"] is None:
+        return _line([] if d["unavailable"] else ["export not started"], d["unavailable"])
+    return Text(f"{short(d['at'])} ({countdown(d['seconds_left'])})", style="bold red" if d["passed"] else "")
+
+
+def verify_line(v: VerifyView) -> Text:
+    if v["at"] is None:
+        return Text("never run (on this machine)")
+    verdict = "clean" if v["clean"] else "NOT clean"
+    return Text(
+        f"{verdict} at {short(v['at'])}: {v['source_items']} source / {v['target_items']} target items, "
+        f"{v['missing']} missing, {v['different']} different, {v['extraneous']} extraneous"
+    )
+
+
+def render_status(s: StatusView) -> Group:
+    head = Text.assemble((s["migration"], "bold"), f"  source {s['source']} → target {s['target']}")
+    read = Text(f"read at {short(s['read_at'])}", style="dim")
+    phases = Table(title="phases", title_justify="left")
+    for col in ("#", "name", "account", "state", "when", "from"):
         phases.add_column(col)
     for p in s["phases"]:
-        phases.add_row(str(p["phase"]), p["name"], p["account"], p["status"], p["at"] or "")
-    facts = Table(title="data", expand=False)
-    facts.add_column("what")
-    facts.add_column("state")
-    for section in ("export", "import", "replicator"):
-        value = s[section]
-        facts.add_row(section, ", ".join(f"{k}={v}" for k, v in value.items() if k != "arn"))
-    deadline = s["stream_deadline"]
-    facts.add_row("stream deadline",
-                  f"{deadline['at']} ({_countdown(deadline['seconds_left'])})" if deadline else "export not started")
-    verify = s["last_verify"]
-    facts.add_row("last verify", ", ".join(f"{k}={v}" for k, v in verify.items()) if verify else "never run")
-    return Group(head, phases, facts)
+        phases.add_row(str(p["phase"]), p["name"], p["account"], p["status"], short(p["at"]), p["origin"])
+    data = Table(title="data", title_justify="left")
+    data.add_column("what", no_wrap=True)
+    data.add_column("state")
+    data.add_row("export", export_line(s["export"]))
+    data.add_row("import", import_line(s["import"]))
+    data.add_row("replicator", replicator_line(s["replicator"]))
+    data.add_row("stream deadline", deadline_line(s["stream_deadline"]))
+    data.add_row("last verify", verify_line(s["last_verify"]))
+    return Group(head, read, phases, data)
 
 
-def show_status(m: Migration, *, as_json: bool, watch: bool, interval: float = 5.0) -> None:
+# The command ----------------------------------------------------------------------------------------
+@contextmanager
+def _until_interrupted() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:  # the way out of --watch: not an error
+        return
+
+
+def show_status(m: Migration, *, as_json: bool, watch: bool, interval: float = 5.0, rounds: int | None = None) -> None:
+    """Print the status once, or (``watch``) every ``interval`` seconds until interrupted or ``rounds`` are done."""
+    total = rounds if watch else 1
     if as_json:
-        sys.stdout.write(json.dumps(collect_status(m), sort_keys=True, default=str) + "\n")
+        with _until_interrupted():
+            done = 0
+            while total is None or done < total:
+                if done:
+                    time.sleep(interval)
+                sys.stdout.write(json.dumps(collect_status(m), sort_keys=True, default=str) + "\n")
+                sys.stdout.flush()
+                done += 1
         return
     out = Console()
     if not watch:
         out.print(render_status(collect_status(m)))
         return
-    with Live(render_status(collect_status(m)), console=out, refresh_per_second=1) as live:
-        while True:
+    with _until_interrupted(), Live(render_status(collect_status(m)), console=out, refresh_per_second=1) as live:
+        done = 1
+        while total is None or done < total:
             time.sleep(interval)
             live.update(render_status(collect_status(m)))
+            done += 1
