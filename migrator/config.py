@@ -22,6 +22,7 @@ MIGRATION_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PROFILE_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z-]*)?:kms:([a-z0-9-]+):[0-9]{12}:key/[A-Za-z0-9-]{1,128}$")
 
 
 class _Strict(BaseModel):
@@ -96,6 +97,15 @@ class ReplicatorConfig(_Strict):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731] = 30
     iterator_age_alarm_ms: Annotated[int, Field(ge=1000)] = 600_000
     alarm_actions: tuple[str, ...] = ()
+    #: Customer managed KMS key for the failure bucket, the log group and the function's environment.
+    kms_key_arn: str | None = None
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, v: str | None) -> str | None:
+        if v is not None and not KMS_KEY_ARN_RE.match(v):
+            raise ValueError(f"is not a KMS key ARN (arn:aws:kms:<region>:<12 digits>:key/<id>), got {v!r}")
+        return v
 
 
 class TargetTableOverrides(_Strict):
@@ -160,6 +170,13 @@ class MigrationConfig(_Strict):
     def _distinct(self) -> MigrationConfig:
         if self.source.table is None:
             raise ValueError("source.table is required: name the table to migrate")
+        key = self.replicator.kms_key_arn
+        m = KMS_KEY_ARN_RE.match(key) if key else None
+        if m is not None and m.group(2) != self.source.region:
+            raise ValueError(
+                f"replicator.kms_key_arn is a key in {m.group(2)}; the replicator runs in the source region "
+                f"{self.source.region}, and its log group and failure bucket need a key there"
+            )
         if (
             self.source.account_id == self.target.account_id
             and self.source.region == self.target.region

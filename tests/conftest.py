@@ -37,8 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
     )
-    # Terraform takes the provider from the local mirror, never from the network.
-    os.environ["TF_CLI_CONFIG_FILE"] = str(ROOT / "tf.rc")
+    # Terraform takes the provider from the local mirror (tf.rc), never from the network, on a machine
+    # that has one; elsewhere (GitHub Actions) from the registry, as the Makefile does.
+    if (Path("/opt/tf-plugins") / "registry.terraform.io").is_dir():
+        os.environ["TF_CLI_CONFIG_FILE"] = str(ROOT / "tf.rc")
     os.environ["TF_IN_AUTOMATION"] = "1"
 
 

@@ -172,6 +172,17 @@ variable "memory_size" {
   }
 }
 
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key (in this region) for the failure bucket (SSE-KMS), the log group and the function's environment; null keeps the AWS managed encryption of each. Its key policy must let logs.<region>.amazonaws.com use it, and whoever runs redrive needs kms:Decrypt on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", coalesce(var.kms_key_arn, "-")))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>); CloudWatch Logs and Lambda do not take aliases."
+  }
+}
+
 variable "tracing_mode" {
   description = "X-Ray tracing mode (Active or PassThrough), or null for no tracing configuration."
   type        = string

@@ -25,4 +25,5 @@ module "replicator" {
   log_retention_days                 = var.replicator.log_retention_days
   iterator_age_alarm_ms              = var.replicator.iterator_age_alarm_ms
   alarm_actions                      = var.replicator.alarm_actions
+  kms_key_arn                        = var.replicator.kms_key_arn
 }

@@ -79,5 +79,6 @@ variable "replicator" {
     log_retention_days                 = optional(number, 30)
     iterator_age_alarm_ms              = optional(number, 600000)
     alarm_actions                      = optional(list(string), [])
+    kms_key_arn                        = optional(string)
   })
 }
