@@ -21,8 +21,15 @@ def key_names(m: Migration) -> list[str]:
 def _verify_once(m: Migration, keys: list[str], segments: int, workers: int) -> Any:
     from .verify import verify_tables
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=m.console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=m.console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(side: str, count: int) -> None:

@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -67,12 +67,18 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
             msg = str(err.response.get("Error", {}).get("Message", ""))[:200]
             raise fail(f"AWS refused {op} ({code}: {msg}); fix the cause and run again") from None
         except ProfileNotFound as err:
-            raise fail(f"the AWS profile {err.kwargs.get('profile')!r} is not configured; fix profile: or run "
-                       "`aws configure --profile NAME`") from None
+            raise fail(
+                f"the AWS profile {err.kwargs.get('profile')!r} is not configured; fix profile: or run "
+                "`aws configure --profile NAME`"
+            ) from None
         except (EndpointConnectionError, ConnectTimeoutError) as err:
-            raise fail(f"could not reach AWS ({type(err).__name__}); check the network, region and endpoint_url") from None
+            raise fail(
+                f"could not reach AWS ({type(err).__name__}); check the network, region and endpoint_url"
+            ) from None
         except BotoCoreError as err:
-            raise fail(f"the AWS SDK failed ({type(err).__name__}: {str(err)[:200]}); fix the cause and run again") from None
+            raise fail(
+                f"the AWS SDK failed ({type(err).__name__}: {str(err)[:200]}); fix the cause and run again"
+            ) from None
         except KeyboardInterrupt:
             raise fail("interrupted; every phase is safe to run again", 130) from None
 
@@ -85,7 +91,7 @@ def _migration(config: Path) -> Any:
     return Migration(load_config(config), config)
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"

@@ -81,9 +81,7 @@ class AccountConfig(_Strict):
             m = ROLE_ARN_RE.match(self.role_arn)
             assert m is not None
             if m.group(2) != self.account_id:
-                raise ValueError(
-                    f"role_arn belongs to account {m.group(2)}, not to account_id {self.account_id}"
-                )
+                raise ValueError(f"role_arn belongs to account {m.group(2)}, not to account_id {self.account_id}")
         return self
 
 
@@ -140,9 +138,7 @@ class MigrationConfig(_Strict):
     @classmethod
     def _migration(cls, v: str) -> str:
         if not MIGRATION_RE.match(v):
-            raise ValueError(
-                f"must be 1-40 characters of a-z, 0-9 and '-', not starting or ending with '-', got {v!r}"
-            )
+            raise ValueError(f"must be 1-40 characters of a-z, 0-9 and '-', not starting or ending with '-', got {v!r}")
         return v
 
     @field_validator("endpoint_url")

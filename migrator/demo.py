@@ -32,10 +32,17 @@ CUSTOMERS = 97
 def demo_config(endpoint: str) -> dict[str, Any]:
     return {
         "migration": "orders-demo",
-        "source": {"account_id": SOURCE_ACCOUNT, "region": REGION, "table": TABLE,
-                   "role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops"},
-        "target": {"account_id": TARGET_ACCOUNT, "region": REGION,
-                   "role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops"},
+        "source": {
+            "account_id": SOURCE_ACCOUNT,
+            "region": REGION,
+            "table": TABLE,
+            "role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
+        },
+        "target": {
+            "account_id": TARGET_ACCOUNT,
+            "region": REGION,
+            "role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops",
+        },
         "endpoint_url": endpoint,
     }
 
@@ -50,12 +57,16 @@ def create_source_table(ddb: Any) -> None:
             {"AttributeName": "customer", "AttributeType": "S"},
             {"AttributeName": "created", "AttributeType": "N"},
         ],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by-customer",
-            "KeySchema": [{"AttributeName": "customer", "KeyType": "HASH"},
-                          {"AttributeName": "created", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-customer",
+                "KeySchema": [
+                    {"AttributeName": "customer", "KeyType": "HASH"},
+                    {"AttributeName": "created", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
 
@@ -83,9 +94,19 @@ def make_item(rng: random.Random, n: int, version: int = 0) -> dict[str, Any]:
     elif kind == 3:
         item["blobs"] = {"BS": [bytes([i, rng.randint(0, 255)]) for i in range(rng.randint(1, 3))]}
     else:
-        item["lines"] = {"L": [{"M": {"sku": {"S": f"sku-{rng.randint(1, 500)}"}, "qty": {"N": str(rng.randint(1, 9))},
-                                      "gift": {"BOOL": rng.random() < 0.2}, "memo": {"NULL": True}}}
-                               for _ in range(rng.randint(1, 4))]}
+        item["lines"] = {
+            "L": [
+                {
+                    "M": {
+                        "sku": {"S": f"sku-{rng.randint(1, 500)}"},
+                        "qty": {"N": str(rng.randint(1, 9))},
+                        "gift": {"BOOL": rng.random() < 0.2},
+                        "memo": {"NULL": True},
+                    }
+                }
+                for _ in range(rng.randint(1, 4))
+            ]
+        }
     return item
 
 
@@ -138,12 +159,16 @@ class LiveWriter:
                     key = {"pk": {"S": f"customer#{n % CUSTOMERS:03d}"}, "sk": {"S": f"order#{n:06d}"}}
                     if roll < 0.8:
                         self.ddb.update_item(
-                            TableName=self.table, Key=key,
+                            TableName=self.table,
+                            Key=key,
                             UpdateExpression="SET version = if_not_exists(version, :z) + :one, note = :note, "
-                                             "customer = :c, created = :t",
+                            "customer = :c, created = :t",
                             ExpressionAttributeValues={
-                                ":z": {"N": "0"}, ":one": {"N": "1"}, ":note": {"S": f"updated {rng.random():.5f}"},
-                                ":c": key["pk"], ":t": {"N": str(1_700_000_000 + n)},
+                                ":z": {"N": "0"},
+                                ":one": {"N": "1"},
+                                ":note": {"S": f"updated {rng.random():.5f}"},
+                                ":c": key["pk"],
+                                ":t": {"N": str(1_700_000_000 + n)},
                             },
                         )
                         self.counts["updates"] += 1
@@ -159,26 +184,37 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     from .checks import run_verify
     from .migration import Migration
     from .replication import run_local
+    from .status import collect_status, render_status
 
     console = console or Console(stderr=True)
     # The emulator takes any credentials; the demo's own are fake, so no real account can be touched.
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
-    os.environ.update({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo-secret",  # noqa: S105
-                       "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": os.devnull,
-                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo-secret",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     workdir = workdir or Path(tempfile.mkdtemp(prefix="migrator-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     emulator = start_emulator()
     try:
         console.rule("migrator demo")
-        console.print(f"emulator (moto server) at {emulator.endpoint}; source account {SOURCE_ACCOUNT}, "
-                      f"target account {TARGET_ACCOUNT}; work dir {workdir}")
+        console.print(
+            f"emulator (moto server) at {emulator.endpoint}; source account {SOURCE_ACCOUNT}, "
+            f"target account {TARGET_ACCOUNT}; work dir {workdir}"
+        )
         config_path = workdir / "migration.yaml"
         config_path.write_text(yaml.safe_dump(demo_config(emulator.endpoint), sort_keys=False), encoding="utf-8")
-        source = AccountSession(SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
-                                endpoint_url=emulator.endpoint)
+        source = AccountSession(
+            SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=emulator.endpoint
+        )
         ddb = source.client("dynamodb")
         create_source_table(ddb)
         fill(ddb, items, random.Random(1))
@@ -194,11 +230,15 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             t0 = time.monotonic()
             migration.apply(number, enable_stream=number == 1, enable_pitr=number == 1)
             timings[f"phase_{number}_s"] = round(time.monotonic() - t0, 1)
+            if number == 2:
+                console.rule("migrator status (mid-migration)")
+                console.print(render_status(collect_status(migration)))
 
         console.rule("replication (local runner: the emulator does not execute Lambda)")
         stop = threading.Event()
-        background = threading.Thread(target=lambda: run_local(migration, until_caught_up=False, stop=stop),
-                                      name="local-replicator", daemon=True)
+        background = threading.Thread(
+            target=lambda: run_local(migration, until_caught_up=False, stop=stop), name="local-replicator", daemon=True
+        )
         background.start()
         time.sleep(3.0)
         counts = writer.stop()

@@ -69,14 +69,26 @@ class Migration:
     @functools.cached_property
     def source(self) -> AccountSession:
         c = self.config.source
-        return AccountSession(c.account_id, c.region, c.role_arn, c.profile, self.config.endpoint_url,
-                              session_name=f"migrator-{self.config.migration}"[:64])
+        return AccountSession(
+            c.account_id,
+            c.region,
+            c.role_arn,
+            c.profile,
+            self.config.endpoint_url,
+            session_name=f"migrator-{self.config.migration}"[:64],
+        )
 
     @functools.cached_property
     def target(self) -> AccountSession:
         c = self.config.target
-        return AccountSession(c.account_id, c.region, c.role_arn, c.profile, self.config.endpoint_url,
-                              session_name=f"migrator-{self.config.migration}"[:64])
+        return AccountSession(
+            c.account_id,
+            c.region,
+            c.role_arn,
+            c.profile,
+            self.config.endpoint_url,
+            session_name=f"migrator-{self.config.migration}"[:64],
+        )
 
     def session(self, account: Account) -> AccountSession:
         return self.source if account == "source" else self.target
@@ -236,8 +248,9 @@ class Migration:
     # Terraform ------------------------------------------------------------------------------------
     @contextmanager
     def _step(self, text: str) -> Iterator[None]:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=self.console, transient=True) as bar:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console, transient=True
+        ) as bar:
             bar.add_task(text, total=None)
             yield
         self.console.print(f"[green]✓[/] {text}")
@@ -298,7 +311,8 @@ class Migration:
             if attempt == MAX_CONVERGE_APPLIES:
                 raise MigratorError(
                     f"phase {p.number} does not converge: after {MAX_CONVERGE_APPLIES} applies the plan still "
-                    f"has changes ({', '.join(a for _, a in report.changes)}); inspect `migrator plan --phase {p.number}`"
+                    f"has changes ({', '.join(a for _, a in report.changes)}); "
+                    f"inspect `migrator plan --phase {p.number}`"
                 )
             with self._step(f"terraform apply ({', '.join(f'{v} {k}' for k, v in report.counts.items() if v)})"):
                 runner.apply(result.plan_file)
@@ -405,8 +419,11 @@ class Migration:
                 StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
             )
             stream["enabled_by_migrator_at"] = iso(now())
-            ops.wait_for(lambda: ops.stream_problem(ddb.describe_table(TableName=c.source_table_name)["Table"])
-                         is None, timeout=300, what="the source stream to be enabled")
+            ops.wait_for(
+                lambda: ops.stream_problem(ddb.describe_table(TableName=c.source_table_name)["Table"]) is None,
+                timeout=300,
+                what="the source stream to be enabled",
+            )
             desc = ddb.describe_table(TableName=c.source_table_name)["Table"]
             self.console.print("[green]✓[/] stream enabled on the source table (NEW_AND_OLD_IMAGES)")
         if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
@@ -429,7 +446,8 @@ class Migration:
         )
         self.state.update("source_table", item_count=desc.get("ItemCount"), size_bytes=desc.get("TableSizeBytes"))
         self.console.print(
-            f"[green]✓[/] source table {c.source_table_name}: stream {stream['view_type']} since {stream['created_at']},"
+            f"[green]✓[/] source table {c.source_table_name}: stream {stream['view_type']} "
+            f"since {stream['created_at']},"
             " PITR on"
         )
 
@@ -475,7 +493,8 @@ class Migration:
             exp.update(status=desc["ExportStatus"], failure=desc.get("FailureMessage"))
             self.state.save()
             raise MigratorError(
-                f"the export failed ({desc.get('FailureCode', 'no code')}: {desc.get('FailureMessage', 'no message')}); "
+                f"the export failed ({desc.get('FailureCode', 'no code')}: "
+                f"{desc.get('FailureMessage', 'no message')}); "
                 "fix the cause (bucket policy, PITR) and run phase 2 again to start a new export"
             )
         prefix = ops.find_data_prefix(
@@ -489,15 +508,14 @@ class Migration:
             data_prefix=prefix,
         )
         self.state.save()
-        self.console.print(
-            f"[green]✓[/] export complete: {exp['item_count']} items in s3://{c.bucket_name}/{prefix}"
-        )
+        self.console.print(f"[green]✓[/] export complete: {exp['item_count']} items in s3://{c.bucket_name}/{prefix}")
 
     def wait_export(self, arn: str) -> dict[str, Any]:
         ddb = self.source.client("dynamodb")
         deadline = time.monotonic() + self.export_timeout
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=self.console, transient=True) as bar:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console, transient=True
+        ) as bar:
             task = bar.add_task("export in progress", total=None)
             while True:
                 desc = dict(ddb.describe_export(ExportArn=arn)["ExportDescription"])
@@ -521,8 +539,11 @@ class Migration:
             desc,
             c,
             ttl_attribute=ops.ttl_attribute_of(ddb, c.source_table_name),
-            import_source={"bucket": c.bucket_name, "bucket_owner": c.target.account_id,
-                           "key_prefix": exp["data_prefix"]},
+            import_source={
+                "bucket": c.bucket_name,
+                "bucket_owner": c.target.account_id,
+                "key_prefix": exp["data_prefix"],
+            },
         )
         self.state.save()
 
@@ -542,8 +563,12 @@ class Migration:
                 latest = max(summaries, key=lambda s: s.get("StartTime") or dt.datetime.min.replace(tzinfo=dt.UTC))
                 details = ddb.describe_import(ImportArn=latest["ImportArn"])["ImportTableDescription"]
         if details is not None:
-            imp.update(arn=details["ImportArn"], status=details["ImportStatus"],
-                       imported=int(details.get("ImportedItemCount", 0)), errors=int(details.get("ErrorCount", 0)))
+            imp.update(
+                arn=details["ImportArn"],
+                status=details["ImportStatus"],
+                imported=int(details.get("ImportedItemCount", 0)),
+                errors=int(details.get("ErrorCount", 0)),
+            )
             self.state.save()
             if details["ImportStatus"] != "COMPLETED":
                 raise MigratorError(

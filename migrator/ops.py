@@ -72,9 +72,7 @@ def stream_created_at(streams: Any, stream_arn: str) -> dt.datetime:
     return dt.datetime.fromisoformat(label).replace(tzinfo=dt.UTC)
 
 
-def wait_for(
-    check: Callable[[], bool], *, timeout: float, interval: float = 2.0, what: str = "the operation"
-) -> None:
+def wait_for(check: Callable[[], bool], *, timeout: float, interval: float = 2.0, what: str = "the operation") -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -91,8 +89,7 @@ def validate_export_time(
     """Invariants 1 and PITR: the stream predates ExportTime and ExportTime lies in the PITR window."""
     if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
         raise MigratorError(
-            "point-in-time recovery is off on the source table, and the export needs it; "
-            "run phase 1 with --enable-pitr"
+            "point-in-time recovery is off on the source table, and the export needs it; run phase 1 with --enable-pitr"
         )
     if stream_start > export_time:
         raise MigratorError(
@@ -207,9 +204,7 @@ def table_spec(
         "name": config.target_table_name,
         "hash_key": _key(desc["KeySchema"], "HASH"),
         "range_key": _key(desc["KeySchema"], "RANGE"),
-        "attributes": [
-            {"name": a["AttributeName"], "type": a["AttributeType"]} for a in desc["AttributeDefinitions"]
-        ],
+        "attributes": [{"name": a["AttributeName"], "type": a["AttributeType"]} for a in desc["AttributeDefinitions"]],
         "global_secondary_indexes": gsis,
         "billing_mode": billing,
         "read_capacity": (o.read_capacity or throughput.get("ReadCapacityUnits")) if provisioned else None,

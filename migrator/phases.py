@@ -19,14 +19,33 @@ class Phase:
 
 
 PHASES: tuple[Phase, ...] = (
-    Phase(1, "prepare", "target", "target", "target.tfvars.json.j2",
-          "preflight of the source table; export bucket and writer role in the target account"),
-    Phase(2, "export", "source", "source", "source.tfvars.json.j2",
-          "replicator deployed disabled at TRIM_HORIZON; export of the source table to the bucket"),
-    Phase(3, "import", "target", "target", "target.tfvars.json.j2",
-          "target table created from the export with import_table; counts compared"),
-    Phase(4, "replicate", "source", "source", "source.tfvars.json.j2",
-          "event source mapping enabled; catch-up reported"),
+    Phase(
+        1,
+        "prepare",
+        "target",
+        "target",
+        "target.tfvars.json.j2",
+        "preflight of the source table; export bucket and writer role in the target account",
+    ),
+    Phase(
+        2,
+        "export",
+        "source",
+        "source",
+        "source.tfvars.json.j2",
+        "replicator deployed disabled at TRIM_HORIZON; export of the source table to the bucket",
+    ),
+    Phase(
+        3,
+        "import",
+        "target",
+        "target",
+        "target.tfvars.json.j2",
+        "target table created from the export with import_table; counts compared",
+    ),
+    Phase(
+        4, "replicate", "source", "source", "source.tfvars.json.j2", "event source mapping enabled; catch-up reported"
+    ),
 )
 
 

@@ -22,7 +22,7 @@ def environment(directory: Path = TEMPLATES) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(directory)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - JSON output, not HTML; every value goes through |tojson
     )
     env.filters["tojson"] = _tojson
     return env

@@ -23,8 +23,9 @@ def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | No
     if not stream_arn:
         raise MigratorError("the source stream is not recorded; run phase 1 first")
     m.check_deadline()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=m.console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=m.console, transient=True
+    ) as bar:
         task = bar.add_task("replicating", total=None)
 
         def progress(p: Any) -> None:

@@ -24,9 +24,22 @@ REQUIRED_TERRAFORM = (1, 5, 0)
 
 # Environment variables a Terraform child may inherit from the operator's shell. Everything AWS is
 # dropped and replaced with the credentials of the phase's account.
-_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR",
-                "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
-                "TF_LOG", "TF_LOG_PATH")
+_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "TF_CLI_CONFIG_FILE",
+    "TF_PLUGIN_CACHE_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "TF_LOG",
+    "TF_LOG_PATH",
+)
 
 
 def terraform_command() -> list[str]:
@@ -57,8 +70,15 @@ def workspace_args(name: str) -> list[str]:
 
 
 def plan_args(var_file: Path, out: Path) -> list[str]:
-    return ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-lock-timeout=60s",
-            f"-var-file={var_file}", f"-out={out}"]
+    return [
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-lock-timeout=60s",
+        f"-var-file={var_file}",
+        f"-out={out}",
+    ]
 
 
 def apply_args(plan_file: Path) -> list[str]:
@@ -111,8 +131,14 @@ def child_env(credentials: Mapping[str, str], data_dir: Path, base: Mapping[str,
     cli_config = mirror_cli_config(data_dir, source)
     if cli_config:
         env["TF_CLI_CONFIG_FILE"] = cli_config
-    env.update({"TF_DATA_DIR": str(data_dir), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
-                "AWS_EC2_METADATA_DISABLED": "true"})
+    env.update(
+        {
+            "TF_DATA_DIR": str(data_dir),
+            "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     env.update(credentials)
     return env
 

@@ -18,10 +18,17 @@ from .conftest import REGION, SOURCE_ACCOUNT, TARGET_ACCOUNT
 def write_config(directory: Path, endpoint: str, migration: str, table: str, **extra: Any) -> Path:
     data: dict[str, Any] = {
         "migration": migration,
-        "source": {"account_id": SOURCE_ACCOUNT, "region": REGION, "table": table,
-                   "role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops"},
-        "target": {"account_id": TARGET_ACCOUNT, "region": REGION,
-                   "role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops"},
+        "source": {
+            "account_id": SOURCE_ACCOUNT,
+            "region": REGION,
+            "table": table,
+            "role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
+        },
+        "target": {
+            "account_id": TARGET_ACCOUNT,
+            "region": REGION,
+            "role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops",
+        },
         "endpoint_url": endpoint,
     }
     for key, value in extra.items():
@@ -44,8 +51,16 @@ def fill(ddb: Any, table: str, count: int, seed: int = 3) -> None:
     rng = random.Random(seed)
     for start in range(0, count, 25):
         batch = [
-            {"PutRequest": {"Item": {"pk": {"S": f"p{n % 17}"}, "sk": {"S": f"s{n:05d}"},
-                                      "n": {"N": str(rng.randint(0, 10**9))}, "b": {"B": rng.randbytes(8)}}}}
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": f"p{n % 17}"},
+                        "sk": {"S": f"s{n:05d}"},
+                        "n": {"N": str(rng.randint(0, 10**9))},
+                        "b": {"B": rng.randbytes(8)},
+                    }
+                }
+            }
             for n in range(start, min(start + 25, count))
         ]
         pending: dict[str, Any] = {table: batch}

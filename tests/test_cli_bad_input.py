@@ -64,8 +64,12 @@ CONFIG_CASES: list[tuple[str, Callable[[dict[str, Any]], None] | None, str | Non
     ("unquoted account id", lambda d: d["source"].update(account_id=22222222222), None, "quoted string"),
     ("bad region", lambda d: d["target"].update(region="us-middle"), None, "does not look like an AWS region"),
     ("same table", lambda d: d["target"].update(account_id="222222222222"), None, "same table in the same account"),
-    ("role of another account", lambda d: d["target"].update(role_arn="arn:aws:iam::222222222222:role/Ops"), None,
-     "belongs to account 222222222222"),
+    (
+        "role of another account",
+        lambda d: d["target"].update(role_arn="arn:aws:iam::222222222222:role/Ops"),
+        None,
+        "belongs to account 222222222222",
+    ),
     ("bad migration name", lambda d: d.update(migration="Orders Move"), None, "'migration' must be"),
     ("bad endpoint", lambda d: d.update(endpoint_url="ftp://x"), None, "must be an http(s) URL"),
 ]
@@ -111,8 +115,13 @@ def _buckets(session: AccountSession) -> set[str]:
     ],
 )
 def test_source_table_problems_refuse_phase_1_and_change_nothing(
-    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str,
-    shape: str, fragment: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    source: AccountSession,
+    target: AccountSession,
+    unique: str,
+    shape: str,
+    fragment: str,
 ) -> None:
     table = f"Bad{unique}"
     if shape == "no-stream":
@@ -125,12 +134,21 @@ def test_source_table_problems_refuse_phase_1_and_change_nothing(
         source.client("dynamodb").create_table(
             TableName=table,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"},
-                                  {"AttributeName": "d", "AttributeType": "S"}],
-            LocalSecondaryIndexes=[{"IndexName": "by-date", "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "d", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "d", "AttributeType": "S"},
+            ],
+            LocalSecondaryIndexes=[
+                {
+                    "IndexName": "by-date",
+                    "KeySchema": [
+                        {"AttributeName": "pk", "KeyType": "HASH"},
+                        {"AttributeName": "d", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
@@ -156,13 +174,13 @@ def test_credentials_of_another_account_are_refused(
     assert _buckets(target) == before
 
 
-def test_phase_out_of_order_is_refused(tmp_path: Path, moto_endpoint: str, source: AccountSession,
-                                       unique: str) -> None:
+def test_phase_out_of_order_is_refused(tmp_path: Path, moto_endpoint: str, source: AccountSession, unique: str) -> None:
     table = f"Ord{unique}"
     make_table(source, table)
     cfg = write_config(tmp_path, moto_endpoint, f"ord-{unique}", table)
-    assert_one_sentence(run("apply", "--phase", "2", "--config", str(cfg)),
-                        "phase 2 (export) needs phase 1 (prepare) done first")
+    assert_one_sentence(
+        run("apply", "--phase", "2", "--config", str(cfg)), "phase 2 (export) needs phase 1 (prepare) done first"
+    )
 
 
 def _fake_terraform(tmp_path: Path, version: str) -> Path:
@@ -172,21 +190,28 @@ def _fake_terraform(tmp_path: Path, version: str) -> Path:
     return script
 
 
-def test_terraform_older_than_required_is_refused(tmp_path: Path, moto_endpoint: str, source: AccountSession,
-                                                  target: AccountSession, unique: str) -> None:
+def test_terraform_older_than_required_is_refused(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
     table = f"Old{unique}"
     make_table(source, table)
     cfg = write_config(tmp_path, moto_endpoint, f"old-{unique}", table)
     before = _buckets(target)
-    result = run("apply", "--phase", "1", "--config", str(cfg),
-                 env={"MIGRATOR_TERRAFORM": str(_fake_terraform(tmp_path, "1.2.9"))})
+    result = run(
+        "apply",
+        "--phase",
+        "1",
+        "--config",
+        str(cfg),
+        env={"MIGRATOR_TERRAFORM": str(_fake_terraform(tmp_path, "1.2.9"))},
+    )
     assert_one_sentence(result, "Terraform 1.2.9 is older than the required 1.5.0")
     assert _buckets(target) == before
 
 
-def test_provider_that_cannot_be_installed_is_one_sentence(tmp_path: Path, moto_endpoint: str,
-                                                          source: AccountSession, target: AccountSession,
-                                                          unique: str) -> None:
+def test_provider_that_cannot_be_installed_is_one_sentence(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
     table = f"Prov{unique}"
     make_table(source, table)
     cfg = write_config(tmp_path, moto_endpoint, f"prov-{unique}", table)
@@ -209,7 +234,9 @@ def test_export_bucket_owned_by_another_account_is_refused(
     table = f"Bkt{unique}"
     make_table(source, table)
     cfg = write_config(tmp_path, moto_endpoint, f"bkt-{unique}", table, bucket=f"taken-{unique}")
-    other = AccountSession("333333333333", "us-east-1", "arn:aws:iam::333333333333:role/Ops", endpoint_url=moto_endpoint)
+    other = AccountSession(
+        "333333333333", "us-east-1", "arn:aws:iam::333333333333:role/Ops", endpoint_url=moto_endpoint
+    )
     other.client("s3").create_bucket(Bucket=f"taken-{unique}")
     result = run("apply", "--phase", "1", "--config", str(cfg))
     assert_one_sentence(result, f"the export bucket taken-{unique} already exists in another account")
@@ -224,8 +251,10 @@ def test_a_second_migration_with_the_same_name_is_refused(
     make_table(source, table)
     target.client("iam").create_role(RoleName=f"dup-{unique}-writer", AssumeRolePolicyDocument="{}")
     cfg = write_config(tmp_path, moto_endpoint, f"dup-{unique}", table)
-    assert_one_sentence(run("apply", "--phase", "1", "--config", str(cfg)),
-                        f"a migration named 'dup-{unique}' already exists in the target account")
+    assert_one_sentence(
+        run("apply", "--phase", "1", "--config", str(cfg)),
+        f"a migration named 'dup-{unique}' already exists in the target account",
+    )
 
 
 def test_reusing_a_migration_name_for_another_table_is_refused(
@@ -246,9 +275,10 @@ def test_failed_export_is_one_sentence_and_recorded(
     table = f"Exp{unique}"
     desc = make_table(source, table)
     m = migration(write_config(tmp_path, moto_endpoint, f"exp-{unique}", table, bucket=f"no-such-bucket-{unique}"))
-    m.state.update("stream", arn=desc["LatestStreamArn"], table_arn=desc["TableArn"],
-                   created_at="2000-01-01T00:00:00.000+00:00")
-    with pytest.raises(MigratorError, match="the export failed .*run phase 2 again to start a new export"):
+    m.state.update(
+        "stream", arn=desc["LatestStreamArn"], table_arn=desc["TableArn"], created_at="2000-01-01T00:00:00.000+00:00"
+    )
+    with pytest.raises(MigratorError, match=r"the export failed .*run phase 2 again to start a new export"):
         m.export()
     assert m.state.section("export")["status"] == "FAILED"
 
@@ -289,9 +319,18 @@ def test_import_failures_are_refused(tmp_path: Path, status: str, errors: int, i
     with Stubber(ddb) as stub:
         stub.add_response("describe_table", {"Table": {"TableName": "Orders", "TableArn": arn}})
         stub.add_response("list_imports", {"ImportSummaryList": [{"ImportArn": import_arn, "TableArn": arn}]})
-        stub.add_response("describe_import", {"ImportTableDescription": {
-            "ImportArn": import_arn, "ImportStatus": status, "ErrorCount": errors, "ImportedItemCount": imported,
-            "FailureMessage": "boom"}})
+        stub.add_response(
+            "describe_import",
+            {
+                "ImportTableDescription": {
+                    "ImportArn": import_arn,
+                    "ImportStatus": status,
+                    "ErrorCount": errors,
+                    "ImportedItemCount": imported,
+                    "FailureMessage": "boom",
+                }
+            },
+        )
         with pytest.raises(MigratorError, match=fragment):
             m.check_import()
 

@@ -13,8 +13,12 @@ from migrator.errors import ConfigError
 
 GOOD: dict[str, Any] = {
     "migration": "orders-move",
-    "source": {"account_id": "222222222222", "region": "us-east-1", "table": "Orders",
-               "role_arn": "arn:aws:iam::222222222222:role/Ops"},
+    "source": {
+        "account_id": "222222222222",
+        "region": "us-east-1",
+        "table": "Orders",
+        "role_arn": "arn:aws:iam::222222222222:role/Ops",
+    },
     "target": {"account_id": "111111111111", "region": "eu-west-1", "profile": "target-admin"},
 }
 

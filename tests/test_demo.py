@@ -17,7 +17,11 @@ def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.run(
         [sys.executable, "-m", "migrator.cli", "demo", "--items", "400", "--workdir", str(tmp_path / "demo")],
-        env=env, capture_output=True, text=True, timeout=1500, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     verdict = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,8 +21,13 @@ def _prepared(tmp_path: Path, endpoint: str, source: AccountSession, unique: str
     table = f"Guard{unique}"
     desc = make_table(source, table, pitr=pitr)
     m = migration(write_config(tmp_path, endpoint, f"guard-{unique}", table))
-    m.state.update("stream", arn=desc["LatestStreamArn"], table_arn=desc["TableArn"],
-                   view_type="NEW_AND_OLD_IMAGES", created_at=iso(now() - dt.timedelta(minutes=10)))
+    m.state.update(
+        "stream",
+        arn=desc["LatestStreamArn"],
+        table_arn=desc["TableArn"],
+        view_type="NEW_AND_OLD_IMAGES",
+        created_at=iso(now() - dt.timedelta(minutes=10)),
+    )
     m.state.mark_phase(1, "done")
     return m
 
@@ -69,8 +74,13 @@ def test_phases_3_and_4_refuse_to_go_on_past_the_stream_retention_deadline(
     m = _prepared(tmp_path, moto_endpoint, source, unique)
     for done in range(1, number):
         m.state.mark_phase(done, "done")
-    m.state.update("export", start_time=iso(now() - dt.timedelta(hours=24, minutes=1)), status="COMPLETED",
-                   item_count=0, data_prefix="x/data/")
+    m.state.update(
+        "export",
+        start_time=iso(now() - dt.timedelta(hours=24, minutes=1)),
+        status="COMPLETED",
+        item_count=0,
+        data_prefix="x/data/",
+    )
     with pytest.raises(MigratorError, match=r"stream-retention deadline .* has passed"):
         m.apply(number)
     assert m.state.phase_status(number) == "not started"

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from migrator.aws import AccountSession
-from migrator.errors import MigratorError
-from migrator.planview import render_plan
-
 from migrator import ops
+from migrator.aws import AccountSession
 from migrator.checks import run_verify
 from migrator.demo import LiveWriter, fill
+from migrator.errors import MigratorError
+from migrator.planview import render_plan
 from migrator.replication import run_local
 
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
@@ -34,8 +33,9 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
     starts without stream and PITR, so phase 1's --enable-stream/--enable-pitr are exercised too.
     """
     tmp = tmp_path_factory.mktemp("tf")
-    source = AccountSession(SOURCE_ACCOUNT, "us-east-1", f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
-                            endpoint_url=moto_endpoint)
+    source = AccountSession(
+        SOURCE_ACCOUNT, "us-east-1", f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
+    )
     table = "TfOrders"
     make_table(source, table, stream=None, pitr=False)
     ddb = source.client("dynamodb")
@@ -48,15 +48,15 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
         m.apply(1, enable_stream=True, enable_pitr=True)
         m.apply(2)
         mapping_after_2 = m.source.client("lambda").get_event_source_mapping(
-            UUID=m.state.section("source_outputs")["event_source_mapping_uuid"])["State"]
+            UUID=m.state.section("source_outputs")["event_source_mapping_uuid"]
+        )["State"]
         m.apply(3)
         m.apply(4)
     finally:
         counts = writer.stop()
     run_local(m, until_caught_up=True)
     result = run_verify(m, repair=False, segments=4, workers=4, as_json=True)
-    return {"m": m, "config": cfg, "table": table, "mapping_after_2": mapping_after_2, "live": counts,
-            "verify": result}
+    return {"m": m, "config": cfg, "table": table, "mapping_after_2": mapping_after_2, "live": counts, "verify": result}
 
 
 def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, object]) -> None:
@@ -68,16 +68,17 @@ def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, ob
     assert verdict["source_items"] == verdict["target_items"] > 0
 
 
-def test_export_bucket_lives_in_the_target_account_with_its_policy(migrated: dict[str, object],
-                                                                   target: AccountSession,
-                                                                   source: AccountSession) -> None:
+def test_export_bucket_lives_in_the_target_account_with_its_policy(
+    migrated: dict[str, object], target: AccountSession, source: AccountSession
+) -> None:
     m = migrated["m"]
     bucket = m.config.bucket_name  # type: ignore[attr-defined]
     s3 = target.client("s3")
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     statements = policy["Statement"]
-    denies_plain_http = [s for s in statements if s["Effect"] == "Deny"
-                         and "aws:SecureTransport" in json.dumps(s.get("Condition", {}))]
+    denies_plain_http = [
+        s for s in statements if s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition", {}))
+    ]
     assert denies_plain_http
     writers = [s for s in statements if s["Effect"] == "Allow"]
     assert all(f"arn:aws:iam::{SOURCE_ACCOUNT}:root" in json.dumps(s["Principal"]) for s in writers)
@@ -89,8 +90,9 @@ def test_export_bucket_lives_in_the_target_account_with_its_policy(migrated: dic
     assert bucket in buckets
 
 
-def test_writer_role_trusts_only_the_replicator_with_external_id(migrated: dict[str, object],
-                                                                 target: AccountSession) -> None:
+def test_writer_role_trusts_only_the_replicator_with_external_id(
+    migrated: dict[str, object], target: AccountSession
+) -> None:
     m = migrated["m"]
     role = target.client("iam").get_role(RoleName=m.config.writer_role_name)["Role"]  # type: ignore[attr-defined]
     trust = role["AssumeRolePolicyDocument"]
@@ -99,8 +101,10 @@ def test_writer_role_trusts_only_the_replicator_with_external_id(migrated: dict[
     assert m.config.writer_external_id in text  # type: ignore[attr-defined]
     assert m.config.replicator_role_arn in text  # type: ignore[attr-defined]
     policies = target.client("iam").list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-    docs = [target.client("iam").get_role_policy(RoleName=role["RoleName"], PolicyName=p)["PolicyDocument"]
-            for p in policies]
+    docs = [
+        target.client("iam").get_role_policy(RoleName=role["RoleName"], PolicyName=p)["PolicyDocument"]
+        for p in policies
+    ]
     body = json.dumps(docs)
     assert f"table/{migrated['table']}" in body
     assert '"*"' not in body and "dynamodb:*" not in body
@@ -141,8 +145,9 @@ def test_phase_state_is_recorded(migrated: dict[str, object]) -> None:
     assert state["stream"]["enabled_by_migrator_at"]
 
 
-def test_table_replacement_is_refused_and_the_table_survives(migrated: dict[str, object],
-                                                              target: AccountSession) -> None:
+def test_table_replacement_is_refused_and_the_table_survives(
+    migrated: dict[str, object], target: AccountSession
+) -> None:
     m = migrated["m"]
     ddb = target.client("dynamodb")
     before = ops.count_items(ddb, migrated["table"])  # type: ignore[arg-type]
@@ -152,7 +157,7 @@ def test_table_replacement_is_refused_and_the_table_survives(migrated: dict[str,
     spec["attributes"] = [a for a in spec["attributes"] if a["name"] != "sk"]
     m.state.save()  # type: ignore[attr-defined]
     try:
-        with pytest.raises(MigratorError, match="destroy|replace"):
+        with pytest.raises(MigratorError, match=r"destroy|replace"):
             m.apply(3)  # type: ignore[attr-defined]
     finally:
         spec.clear()
@@ -161,13 +166,13 @@ def test_table_replacement_is_refused_and_the_table_survives(migrated: dict[str,
     assert ops.count_items(ddb, migrated["table"]) == before > 0  # type: ignore[arg-type]
 
 
-def test_wrong_account_is_refused_before_any_change(tmp_path: Path, moto_endpoint: str,
-                                                    source: AccountSession, target: AccountSession) -> None:
+def test_wrong_account_is_refused_before_any_change(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession
+) -> None:
     table = "WrongAcct"
     make_table(source, table)
     # No role: the fake base credentials land in the emulator's default account 123456789012.
-    cfg = write_config(tmp_path, moto_endpoint, "wrong-acct", table,
-                       target={"role_arn": None})
+    cfg = write_config(tmp_path, moto_endpoint, "wrong-acct", table, target={"role_arn": None})
     m = migration(cfg)
     with pytest.raises(MigratorError, match="belong to account 123456789012, not the configured target account"):
         m.apply(1)

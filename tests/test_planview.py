@@ -33,9 +33,14 @@ def test_markdown_names_account_workspace_and_counts() -> None:
 
 
 def test_markdown_flags_table_replacement_loudly() -> None:
-    text = render_plan(report(counts={"add": 0, "change": 0, "replace": 1, "destroy": 0},
-                              changes=[("replace", "module.table[0].aws_dynamodb_table.this")],
-                              table_replacements=["module.table[0].aws_dynamodb_table.this"]), "markdown")
+    text = render_plan(
+        report(
+            counts={"add": 0, "change": 0, "replace": 1, "destroy": 0},
+            changes=[("replace", "module.table[0].aws_dynamodb_table.this")],
+            table_replacements=["module.table[0].aws_dynamodb_table.this"],
+        ),
+        "markdown",
+    )
     assert text.splitlines()[2] == "> [!CAUTION]"
     assert "destroys or replaces a DynamoDB table" in text and "--allow-table-replace" in text
 

@@ -419,8 +419,9 @@ def test_inferred_phase_from_what_exists_in_aws(
 def test_a_caught_up_local_run_counts_its_lag_from_when_it_ended(env: Env) -> None:
     env.source_table()
     m = env.m
-    m.state.update("replication", local_lag_s=900.0, local_caught_up=True,
-                   local_last_run=iso(now() - dt.timedelta(seconds=2)))
+    m.state.update(
+        "replication", local_lag_s=900.0, local_caught_up=True, local_last_run=iso(now() - dt.timedelta(seconds=2))
+    )
     view = read_replicator(m, m.state)
     assert view["local_lag_s"] is not None and 1.0 < view["local_lag_s"] < 60.0
     m.state.update("replication", local_caught_up=False)

@@ -47,11 +47,22 @@ def test_phases_are_declared_in_order_with_their_accounts() -> None:
     [
         (init_args(Path("/s/ws")), ["init", "-input=false", "-no-color", "-backend-config=workspace_dir=/s/ws"]),
         (workspace_args("orders"), ["workspace", "select", "-or-create=true", "-no-color", "orders"]),
-        (plan_args(Path("v.json"), Path("p.tfplan")),
-         ["plan", "-input=false", "-no-color", "-detailed-exitcode", "-lock-timeout=60s", "-var-file=v.json",
-          "-out=p.tfplan"]),
-        (apply_args(Path("p.tfplan")),
-         ["apply", "-input=false", "-no-color", "-auto-approve", "-lock-timeout=60s", "p.tfplan"]),
+        (
+            plan_args(Path("v.json"), Path("p.tfplan")),
+            [
+                "plan",
+                "-input=false",
+                "-no-color",
+                "-detailed-exitcode",
+                "-lock-timeout=60s",
+                "-var-file=v.json",
+                "-out=p.tfplan",
+            ],
+        ),
+        (
+            apply_args(Path("p.tfplan")),
+            ["apply", "-input=false", "-no-color", "-auto-approve", "-lock-timeout=60s", "p.tfplan"],
+        ),
     ],
 )
 def test_terraform_arguments(built: list[str], expected: list[str]) -> None:
@@ -84,18 +95,31 @@ def _plan(*changes: tuple[str, str, list[str]]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("actions", "destructive"),
-    [(["delete", "create"], True), (["create", "delete"], True), (["delete"], True), (["update"], False),
-     (["create"], False), (["no-op"], False)],
+    [
+        (["delete", "create"], True),
+        (["create", "delete"], True),
+        (["delete"], True),
+        (["update"], False),
+        (["create"], False),
+        (["no-op"], False),
+    ],
 )
 def test_table_guard_spots_destroy_and_replace(actions: list[str], destructive: bool) -> None:
-    plan = _plan(("module.t.aws_dynamodb_table.this", "aws_dynamodb_table", actions),
-                 ("aws_s3_bucket.b", "aws_s3_bucket", ["delete"]))
+    plan = _plan(
+        ("module.t.aws_dynamodb_table.this", "aws_dynamodb_table", actions),
+        ("aws_s3_bucket.b", "aws_s3_bucket", ["delete"]),
+    )
     assert bool(destructive_table_changes(plan)) is destructive
 
 
 def test_count_changes() -> None:
-    plan = _plan(("a", "x", ["create"]), ("b", "x", ["update"]), ("c", "x", ["delete", "create"]),
-                 ("d", "x", ["delete"]), ("e", "x", ["no-op"]))
+    plan = _plan(
+        ("a", "x", ["create"]),
+        ("b", "x", ["update"]),
+        ("c", "x", ["delete", "create"]),
+        ("d", "x", ["delete"]),
+        ("e", "x", ["no-op"]),
+    )
     assert count_changes(plan) == {"add": 1, "change": 1, "replace": 1, "destroy": 1}
 
 
@@ -105,9 +129,16 @@ def test_summarise_error_keeps_the_error_line() -> None:
 
 
 def test_rendered_tfvars_are_json_and_carry_no_endpoint_for_real_runs() -> None:
-    ctx = {"migration": "m", "source": {"account_id": "222222222222", "region": "us-east-1"},
-           "target": {"account_id": "111111111111", "region": "us-east-1"}, "endpoint_url": None,
-           "target_table_name": "T", "export_bucket": {"name": "b"}, "writer_role": {"name": "w"}, "table": None}
+    ctx = {
+        "migration": "m",
+        "source": {"account_id": "222222222222", "region": "us-east-1"},
+        "target": {"account_id": "111111111111", "region": "us-east-1"},
+        "endpoint_url": None,
+        "target_table_name": "T",
+        "export_bucket": {"name": "b"},
+        "writer_role": {"name": "w"},
+        "table": None,
+    }
     data = render("target.tfvars.json.j2", ctx)
     assert "endpoint_url" not in data
     assert data["table"] is None
@@ -121,9 +152,14 @@ def test_rendering_with_a_missing_value_fails_loudly() -> None:
 
 
 def test_values_with_quotes_stay_valid_json() -> None:
-    ctx = {"migration": 'a"b', "source": {"account_id": "222222222222", "region": "us-east-1"},
-           "target": {"account_id": "1", "region": "r"}, "endpoint_url": None, "source_table": {"n": "</x>"},
-           "replicator": {}}
+    ctx = {
+        "migration": 'a"b',
+        "source": {"account_id": "222222222222", "region": "us-east-1"},
+        "target": {"account_id": "1", "region": "r"},
+        "endpoint_url": None,
+        "source_table": {"n": "</x>"},
+        "replicator": {},
+    }
     assert render("source.tfvars.json.j2", ctx)["migration"] == 'a"b'
 
 
@@ -141,11 +177,18 @@ def test_lambda_zip_is_deterministic_and_holds_only_the_replicator() -> None:
 SOURCE_DESC: dict[str, Any] = {
     "TableName": "Orders",
     "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                             {"AttributeName": "sk", "AttributeType": "S"},
-                             {"AttributeName": "g", "AttributeType": "N"}],
-    "GlobalSecondaryIndexes": [{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
-                                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x"]}}],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "g", "AttributeType": "N"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": "by-g",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x"]},
+        }
+    ],
     "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
     "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     "LatestStreamArn": "arn:aws:dynamodb:us-east-1:222222222222:table/Orders/stream/2026-01-01T00:00:00.000",
@@ -153,8 +196,12 @@ SOURCE_DESC: dict[str, Any] = {
 
 
 def test_table_spec_derives_keys_indexes_and_import() -> None:
-    spec = ops.table_spec(SOURCE_DESC, parse_config(GOOD), ttl_attribute="expires",
-                          import_source={"bucket": "b", "bucket_owner": "111111111111", "key_prefix": "p/data/"})
+    spec = ops.table_spec(
+        SOURCE_DESC,
+        parse_config(GOOD),
+        ttl_attribute="expires",
+        import_source={"bucket": "b", "bucket_owner": "111111111111", "key_prefix": "p/data/"},
+    )
     assert spec["hash_key"] == "pk" and spec["range_key"] == "sk"
     assert spec["global_secondary_indexes"] == [
         {"name": "by-g", "hash_key": "g", "range_key": None, "projection_type": "INCLUDE", "non_key_attributes": ["x"]}
@@ -170,18 +217,20 @@ def test_table_spec_derives_keys_indexes_and_import() -> None:
 
 def test_table_with_local_secondary_indexes_is_refused() -> None:
     desc = {**SOURCE_DESC, "LocalSecondaryIndexes": [{"IndexName": "lsi1"}]}
-    with pytest.raises(MigratorError, match="local secondary indexes \\(lsi1\\).*import from S3 cannot"):
+    with pytest.raises(MigratorError, match=r"local secondary indexes \(lsi1\).*import from S3 cannot"):
         ops.check_source_shape(desc)
 
 
 @pytest.mark.parametrize(
     ("spec", "problem"),
-    [({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}, None),
-     ({"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}, None),
-     ({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}, "view KEYS_ONLY"),
-     ({"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"}, "view OLD_IMAGE"),
-     ({"StreamEnabled": False}, "off"),
-     (None, "off")],
+    [
+        ({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}, None),
+        ({"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}, None),
+        ({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}, "view KEYS_ONLY"),
+        ({"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"}, "view OLD_IMAGE"),
+        ({"StreamEnabled": False}, "off"),
+        (None, "off"),
+    ],
 )
 def test_stream_problem(spec: dict[str, Any] | None, problem: str | None) -> None:
     desc = {"LatestStreamArn": "arn"} if spec and spec.get("StreamEnabled") else {}
