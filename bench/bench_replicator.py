@@ -1,29 +1,71 @@
-"""Benchmark: the replicator core against the naive one-call-per-record handler.
+"""Benchmark: the replicator core against the naive one-write-per-record handler.
 
-One moto server; one mixed stream of 20,000 records generated in memory in stream-record shape
-(10% deletes, 30% of the changes on 50 hot keys, the rest over 5,000 keys; items of a few hundred
-bytes with numbers, strings, binary, sets and a nested map). The same records are applied
+Workload (unchanged, not tuned): one mixed stream of ``--records`` (default 20,000) records generated
+in memory in stream-record shape — 10% deletes, 30% of the changes on 50 hot keys updated over and
+over, the rest over 5,000 keys; items of a few hundred bytes with numbers (38 digits), strings,
+binary, a string set and a nested map/list.
 
-  (a) naively, as the original recipe's handler does: one PutItem / DeleteItem per record, in order
-      (with the low-level client and the raw image — no deserialisation cost charged to it);
-  (b) with the replicator core, in batches of 100 records like the Lambda's event source mapping;
+Server: ONE moto server, started by the bench as a separate process (``python -m moto.server`` on a
+free loopback port) and stopped at the end. Every variant reaches it over HTTP through its own
+botocore client, like a Lambda reaching a remote DynamoDB; client and server do not share a GIL (the
+former in-process ``ThreadedMotoServer`` made the core's worker threads and the server take turns on
+one GIL).
 
-each into its own fresh target table on the same server. API calls are counted with a botocore event
-hook. Both targets are then scanned and compared with the expected final state; the exit code is
-non-zero when either differs. Prints ONE JSON line.
+Where the time goes (cProfile and per-process CPU, 2-core machine): moto spends ~1.3 ms of CPU per
+API call (a new connection and thread per request — werkzeug closes every connection —, dispatch,
+response serialisation) plus ~0.1–0.15 ms per item written; the naive loops add ~0.7 ms of client CPU
+per call (botocore, HTTP). The core spends ~0.07–0.09 ms of client CPU per record (planning ~0.01,
+botocore's serialisation ~0.025, the rest HTTP) and is bound by moto's CPU per item: about two thirds
+of its time is the server's. Real DynamoDB charges a network round trip per call instead of server
+CPU per item, so against a remote table the gap is wider than here. ``--rtt-ms`` adds a simulated
+round trip (a sleep before each HTTP request) to every variant alike; the default, and the headline
+numbers, use none.
 
-Run: ``.venv/bin/python bench/bench_replicator.py [--records N] [--seed S]`` (``make bench``).
+Variants, each into its own fresh target table on that server, all in one run:
+
+  (a) ``naive``: the original recipe's Lambda handler, the usual AWS pattern — per record, deserialise
+      the image with ``boto3.dynamodb.types.TypeDeserializer`` and call ``Table.put_item`` /
+      ``Table.delete_item`` of the boto3 resource (which serialises it back), in order, one call per
+      record. ``replicator_speedup`` is measured against this one.
+  (a') ``naive_lowlevel``: the same one-call-per-record loop with the low-level client and the raw
+      image, no (de)serialisation charged to it — a stronger baseline than the recipe;
+      ``replicator_speedup_vs_lowlevel`` is measured against it.
+  (b) ``core``: the replicator core, in batches of ``migrator.config``'s default ``batch_size`` like
+      the Lambda's event source mapping delivers them, with the client configuration the Lambda
+      handler builds (``replicator.handler.client_config``).
+  (b') ``core_b<N>``: the core at each other batch size of ``--batch-sizes``, for the batch-size choice.
+
+Drift: other work on the machine changes the speed over a run, so the stream is applied in
+``--rounds`` consecutive segments and every variant applies each segment in turn (order rotated per
+round); each variant's table sees the whole stream in order, batches are never cut by a segment
+boundary, and every variant sees the same mix of quiet and busy moments. Ratios are from one run.
+
+API calls are counted with a botocore ``before-call`` hook on each client. At the end every target
+is scanned and compared with the final state the stream describes: the core's and the low-level
+loop's exactly (raw ``AttributeValue`` maps, byte for byte); the recipe's with set members compared
+as sets, because the recipe's round trip through Python ``set`` reorders them (DynamoDB sets have
+no order). The exit code is non-zero when any target differs. Prints ONE JSON line.
+
+Run: ``.venv/bin/python bench/bench_replicator.py [--records N] [--seed S] [--rounds R]
+[--batch-sizes 1000] [--rtt-ms 0]`` (``make bench`` runs the defaults).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
 import random
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 os.environ.update(
@@ -32,23 +74,32 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "bench-fake-secret",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_SESSION_TOKEN", None)
 
 import boto3
-from moto.server import ThreadedMotoServer
+from boto3.dynamodb.types import TypeDeserializer
 
 from migrator.aws import client_config
+from migrator.config import ReplicatorConfig
 from migrator.replicator.core import apply_records, canonical_key
+from migrator.replicator.handler import client_config as replicator_client_config
 
-BATCH_SIZE = 100
+DEFAULT_BATCH_SIZE: int = ReplicatorConfig().batch_size  # what the event source mapping delivers
 MAX_WORKERS = 8  # the core's (and the Lambda's) default
 HOT_KEYS = 50
 COLD_KEYS = 5_000
 HOT_SHARE = 0.30
 DELETE_SHARE = 0.10
+
+
+# --------------------------------------------------------------------------------------------------
+# Workload
+# --------------------------------------------------------------------------------------------------
 
 
 def _keys(pk: str) -> dict[str, Any]:
@@ -110,8 +161,58 @@ def generate(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, dict[st
     return records, model
 
 
-def make_target(endpoint: str, name: str) -> tuple[Any, dict[str, int]]:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, config=client_config())
+# --------------------------------------------------------------------------------------------------
+# The moto server, in its own process
+# --------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server_process(timeout_s: float = 60.0) -> Iterator[str]:
+    """``python -m moto.server`` on a free loopback port; yields its endpoint, stops it on exit."""
+    with tempfile.TemporaryFile() as log:
+        for _ in range(3):  # the port may be taken between choosing and binding it: choose again
+            port = _free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + timeout_s
+                while process.poll() is None and time.monotonic() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    except OSError:
+                        time.sleep(0.1)
+                        continue
+                    yield f"http://127.0.0.1:{port}"
+                    return
+            finally:
+                if process.poll() is None:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+        log.seek(0)
+        tail = log.read()[-2000:].decode(errors="replace")
+        raise SystemExit(f"the moto server did not start:\n{tail}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Targets and the variants
+# --------------------------------------------------------------------------------------------------
+
+
+def create_table(client: Any, name: str) -> None:
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -121,6 +222,15 @@ def make_target(endpoint: str, name: str) -> tuple[Any, dict[str, int]]:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def add_round_trip(client: Any, rtt_ms: float) -> None:
+    """Make every HTTP request of ``client`` wait ``rtt_ms`` first, as a remote endpoint would (GIL released)."""
+    if rtt_ms > 0:
+        client.meta.events.register("before-send.dynamodb.*", lambda **_: time.sleep(rtt_ms / 1000.0))
+
+
+def count_calls(client: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
 
     def count(event_name: str, **_: Any) -> None:
@@ -128,11 +238,24 @@ def make_target(endpoint: str, name: str) -> tuple[Any, dict[str, int]]:
         counts[op] = counts.get(op, 0) + 1
 
     client.meta.events.register("before-call.dynamodb.*", count)
-    return client, counts
+    return counts
 
 
-def naive_handler(client: Any, table: str, records: list[dict[str, Any]]) -> None:
-    """The original recipe: one write per record, in order."""
+_deserializer = TypeDeserializer()
+
+
+def recipe_handler(table: Any, event: dict[str, Any]) -> None:
+    """The original recipe's Lambda handler: per record, deserialise and put / delete through the resource."""
+    for record in event["Records"]:
+        body = record["dynamodb"]
+        if record["eventName"] == "REMOVE":
+            table.delete_item(Key={k: _deserializer.deserialize(v) for k, v in body["Keys"].items()})
+        else:
+            table.put_item(Item={k: _deserializer.deserialize(v) for k, v in body["NewImage"].items()})
+
+
+def lowlevel_handler(client: Any, table: str, records: list[dict[str, Any]]) -> None:
+    """One low-level PutItem / DeleteItem per record, in order, raw images."""
     for record in records:
         body = record["dynamodb"]
         if record["eventName"] == "REMOVE":
@@ -141,15 +264,65 @@ def naive_handler(client: Any, table: str, records: list[dict[str, Any]]) -> Non
             client.put_item(TableName=table, Item=body["NewImage"])
 
 
-def core_driver(client: Any, table: str, records: list[dict[str, Any]]) -> int:
-    """Batches of 100 through the core, as the Lambda gets them; returns the writes after coalescing."""
-    writes = 0
-    for start in range(0, len(records), BATCH_SIZE):
-        result = apply_records(client, table, records[start : start + BATCH_SIZE], max_workers=MAX_WORKERS)
+@dataclass
+class Variant:
+    name: str
+    table: str
+    client: Any  # the client the variant writes through (call counts)
+    batch_size: int
+    apply: Callable[[list[dict[str, Any]]], None]  # one batch, as one Lambda invocation gets it
+    exact: bool  # compare raw images exactly (else: set members as sets)
+    seconds: float = 0.0
+    writes: int = 0  # writes after coalescing (the core) or records (one per record)
+    calls: dict[str, int] = field(default_factory=dict)
+    scan_client: Any = None  # a plain low-level client for the verifying scan (default: ``client``)
+
+
+def recipe_variant(endpoint: str, batch_size: int) -> Variant:
+    name = "bench-naive-recipe"
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint, config=client_config())
+    create_table(resource.meta.client, name)
+    table = resource.Table(name)
+    variant = Variant("naive", name, resource.meta.client, batch_size, lambda b: None, exact=False)
+    # The resource's own client converts answers to Python values: scan through a plain one.
+    variant.scan_client = boto3.client("dynamodb", endpoint_url=endpoint, config=client_config())
+
+    def apply(batch: list[dict[str, Any]]) -> None:
+        recipe_handler(table, {"Records": batch})
+        variant.writes += len(batch)
+
+    variant.apply = apply
+    return variant
+
+
+def lowlevel_variant(endpoint: str, batch_size: int) -> Variant:
+    name = "bench-naive-lowlevel"
+    client = boto3.client("dynamodb", endpoint_url=endpoint, config=client_config())
+    create_table(client, name)
+    variant = Variant("naive_lowlevel", name, client, batch_size, lambda b: None, exact=True)
+
+    def apply(batch: list[dict[str, Any]]) -> None:
+        lowlevel_handler(client, name, batch)
+        variant.writes += len(batch)
+
+    variant.apply = apply
+    return variant
+
+
+def core_variant(endpoint: str, batch_size: int, label: str) -> Variant:
+    name = f"bench-{label.replace('_', '-')}"
+    client = boto3.client("dynamodb", endpoint_url=endpoint, config=replicator_client_config(MAX_WORKERS))
+    create_table(client, name)
+    variant = Variant(label, name, client, batch_size, lambda b: None, exact=True)
+
+    def apply(batch: list[dict[str, Any]]) -> None:
+        result = apply_records(client, name, batch, max_workers=MAX_WORKERS)
         if not result.ok:
-            raise SystemExit(f"core failed keys: {result.failed[:3]}")
-        writes += result.writes
-    return writes
+            raise SystemExit(f"{label} failed keys: {result.failed[:3]}")
+        variant.writes += result.writes
+
+    variant.apply = apply
+    return variant
 
 
 def scan(client: Any, table: str) -> dict[str, dict[str, Any]]:
@@ -164,61 +337,111 @@ def scan(client: Any, table: str) -> dict[str, dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def sets_unordered(value: Any) -> Any:
+    """An AttributeValue (or item) with the members of SS / NS / BS sorted, since sets have no order."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((tag, inner),) = value.items()
+            if tag in ("SS", "NS", "BS"):
+                return {tag: sorted(inner)}
+        return {k: sets_unordered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sets_unordered(v) for v in value]
+    return value
+
+
+def run(variants: list[Variant], records: list[dict[str, Any]], rounds: int) -> None:
+    """Every variant applies each segment of the stream in turn (see the module docstring)."""
+    step = math.lcm(*(v.batch_size for v in variants))
+    segment = max(step, math.ceil(len(records) / rounds / step) * step)
+    for number, start in enumerate(range(0, len(records), segment)):
+        part = records[start : start + segment]
+        shift = number % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            started = time.perf_counter()
+            for offset in range(0, len(part), variant.batch_size):
+                variant.apply(part[offset : offset + variant.batch_size])
+            variant.seconds += time.perf_counter() - started
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=5, help="segments the variants take turns on")
+    parser.add_argument(
+        "--batch-sizes",
+        default="1000",
+        help="comma-separated batch sizes the core also runs at, besides the default "
+        f"({DEFAULT_BATCH_SIZE}); empty for none",
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="simulated network round trip added to every HTTP request of every variant (default 0: none)",
+    )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    extra_sizes = sorted({int(s) for s in args.batch_sizes.split(",") if s.strip()} - {DEFAULT_BATCH_SIZE})
 
     records, expected = generate(args.records, args.seed)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        naive_client, naive_calls = make_target(endpoint, "bench-naive")
-        core_client, core_calls = make_target(endpoint, "bench-core")
-        naive_calls.clear()
-        core_calls.clear()
-
-        started = time.perf_counter()
-        naive_handler(naive_client, "bench-naive", records)
-        naive_s = time.perf_counter() - started
-
-        started = time.perf_counter()
-        core_writes = core_driver(core_client, "bench-core", records)
-        core_s = time.perf_counter() - started
-
-        naive_calls, core_calls = dict(naive_calls), dict(core_calls)  # before the verifying scans
-        naive_total, core_total = sum(naive_calls.values()), sum(core_calls.values())
-        naive_ok = scan(naive_client, "bench-naive") == expected
-        core_ok = scan(core_client, "bench-core") == expected
-    finally:
-        server.stop()
+    with moto_server_process() as endpoint:
+        naive = recipe_variant(endpoint, DEFAULT_BATCH_SIZE)
+        lowlevel = lowlevel_variant(endpoint, DEFAULT_BATCH_SIZE)
+        core = core_variant(endpoint, DEFAULT_BATCH_SIZE, "core")
+        others = [core_variant(endpoint, size, f"core_b{size}") for size in extra_sizes]
+        variants = [naive, lowlevel, core, *others]
+        for variant in variants:
+            variant.calls = count_calls(variant.client)
+            add_round_trip(variant.client, args.rtt_ms)
+        run(variants, records, args.rounds)
+        calls = {v.name: dict(v.calls) for v in variants}  # before the verifying scans
+        equal: dict[str, bool] = {}
+        for variant in variants:
+            items = scan(variant.scan_client or variant.client, variant.table)
+            equal[variant.name] = (
+                items == expected if variant.exact else sets_unordered(items) == sets_unordered(expected)
+            )
 
     n = len(records)
-    line = {
+
+    def rate(v: Variant) -> float:
+        return round(n / v.seconds, 1)
+
+    def per_record(v: Variant) -> float:
+        return round(sum(calls[v.name].values()) / n, 4)
+
+    line: dict[str, Any] = {
         "records": n,
         "deletes": sum(1 for r in records if r["eventName"] == "REMOVE"),
         "final_items": len(expected),
-        "batch_size": BATCH_SIZE,
+        "server": "moto.server, separate process, HTTP over loopback",
+        "rounds": args.rounds,
+        "rtt_ms": args.rtt_ms,
+        "batch_size": DEFAULT_BATCH_SIZE,
         "core_max_workers": MAX_WORKERS,
-        "core_writes_after_coalescing": core_writes,
-        "naive_s": round(naive_s, 3),
-        "core_s": round(core_s, 3),
-        "naive_records_per_s": round(n / naive_s, 1),
-        "core_records_per_s": round(n / core_s, 1),
-        "replicator_speedup": round(naive_s / core_s, 2),
-        "naive_calls_per_record": round(naive_total / n, 4),
-        "core_calls_per_record": round(core_total / n, 4),
-        "naive_calls": naive_calls,
-        "core_calls": core_calls,
-        "naive_target_equal": naive_ok,
-        "core_target_equal": core_ok,
+        "naive_records_per_s": rate(naive),
+        "naive_lowlevel_records_per_s": rate(lowlevel),
+        "core_records_per_s": rate(core),
+        "replicator_speedup": round(naive.seconds / core.seconds, 2),
+        "replicator_speedup_vs_lowlevel": round(lowlevel.seconds / core.seconds, 2),
+        "naive_calls_per_record": per_record(naive),
+        "naive_lowlevel_calls_per_record": per_record(lowlevel),
+        "core_calls_per_record": per_record(core),
+        "core_writes_after_coalescing": core.writes,
     }
+    for variant in others:
+        line[f"{variant.name}_records_per_s"] = rate(variant)
+        line[f"{variant.name}_speedup"] = round(naive.seconds / variant.seconds, 2)
+        line[f"{variant.name}_speedup_vs_lowlevel"] = round(lowlevel.seconds / variant.seconds, 2)
+        line[f"{variant.name}_calls_per_record"] = per_record(variant)
+        line[f"{variant.name}_writes_after_coalescing"] = variant.writes
+    line["seconds"] = {v.name: round(v.seconds, 3) for v in variants}
+    line["calls"] = calls
+    line["target_equal"] = equal
     sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
-    return 0 if naive_ok and core_ok else 1
+    return 0 if all(equal.values()) else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ What it guarantees (DESIGN.md, invariants 3 and 4):
   encoding of binary values: in a Lambda event (JSON) ``B``/``BS`` values are base64 text, and handing
   that text to botocore would base64 it a second time, so text binary values are decoded back to the
   bytes they stand for. Values that are already ``bytes`` (a ``GetRecords`` answer) pass untouched.
+* Every ``AttributeValue`` is checked (one tag, the Python type botocore expects) while it is
+  converted, so a record that botocore would refuse is refused up front as a :class:`RecordError`
+  and the requests the core builds are valid by construction; its client may skip botocore's own
+  parameter validation (the Lambda's does). Calls are sized with an upper bound of botocore's JSON
+  body, kept under the 16 MB limit.
 * Within a batch only the last change per key is written (the records are taken in stream order);
   one ``BatchWriteItem`` call never holds the same key twice, so several calls may be in flight at
   once without any two racing on one item.
@@ -30,10 +35,12 @@ import base64
 import binascii
 import datetime as dt
 import json
+import os
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +142,7 @@ class ApplyResult:
 class _Write:
     """The one write a key gets in this batch: the request of its last record."""
 
-    key: str  # canonical form of the Keys
+    key: Hashable  # what tells the Keys apart (:func:`_key_id`)
     keys: dict[str, Any]
     request: dict[str, Any]
     is_put: bool
@@ -150,38 +157,148 @@ class _Write:
 # --------------------------------------------------------------------------------------------------
 
 
-def _decode_b64(value: Any, where: str) -> bytes:
-    if isinstance(value, bytes | bytearray):
+def _decode_b64(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray):
         return bytes(value)
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise RecordError(f"{where}: binary value is not valid base64") from exc
-    raise RecordError(f"{where}: binary value of type {type(value).__name__}")
+            raise _Invalid("binary value is not valid base64") from exc
+    raise _Invalid(f"binary value of type {type(value).__name__}")
+
+
+class _Invalid(Exception):
+    """A value that is no AttributeValue botocore would accept; the path is added while unwinding."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []  # innermost first
+
+    def record_error(self, where: str) -> RecordError:
+        return RecordError(f"{where}{''.join(reversed(self.path))}: {self.reason}")
+
+
+#: What ``json.dumps`` — and so botocore's request body — makes of a ``str`` (ASCII, escaped, quoted).
+_json_str = json.encoder.encode_basestring_ascii
+_STRING_TAGS = frozenset({"S", "N"})
+_BOOL_TAGS = frozenset({"BOOL", "NULL"})
+_SET_TAGS = frozenset({"SS", "NS"})
+_SEQUENCE = (list, tuple)
+
+
+def _b64_len(n: int) -> int:
+    return 4 * ((n + 2) // 3) + 2  # base64 text, quoted
+
+
+def _json_key(name: Any) -> int:
+    if type(name) is not str and not isinstance(name, str):
+        raise _Invalid(f"attribute name of type {type(name).__name__}")
+    return len(_json_str(name))
+
+
+def _wire(value: Any) -> tuple[Any, int]:
+    """One ``AttributeValue`` as botocore must be handed it, and its size in botocore's JSON body.
+
+    The value comes back as it is (the same object) unless it holds binary values as base64 text,
+    which become the bytes they stand for. Every tag and the Python type of every member are checked
+    here — exactly one of S N B SS NS BS M L NULL BOOL, strings as ``str``, binary as bytes or base64
+    text, sets and lists as lists, maps with ``str`` names — so a request built from wired values is
+    one botocore's parameter validation would accept: the core's client can skip that validation.
+    The size is an upper bound of the value's length in ``json.dumps`` with its default separators
+    (``", "`` and ``": "``, which is how botocore serialises the body): exact but for one separator
+    counted after the last member of each map, list and set.
+    """
+    if type(value) is not dict and not isinstance(value, Mapping):
+        raise _Invalid(f"not an AttributeValue: {type(value).__name__}")
+    if len(value) != 1:
+        raise _Invalid(f"not an AttributeValue: {len(value)} members")
+    ((tag, inner),) = value.items()
+    # The envelope {"<tag>": <inner>} adds 6 bytes and the tag itself.
+    if tag in _STRING_TAGS:
+        if type(inner) is not str and not isinstance(inner, str):
+            raise _Invalid(f"{tag} value of type {type(inner).__name__}")
+        return value, 7 + len(_json_str(inner))
+    if tag == "M":
+        if type(inner) is not dict and not isinstance(inner, Mapping):
+            raise _Invalid(f"M value of type {type(inner).__name__}")
+        out: dict[str, Any] = {}
+        size = 9
+        for name, member in inner.items():
+            try:
+                out[name], n = _wire(member)
+                size += _json_key(name) + n + 4  # "name": value,
+            except _Invalid as error:
+                error.path.append(f".{name}")
+                raise
+        return {"M": out}, size
+    if tag == "L":
+        if not isinstance(inner, _SEQUENCE):
+            raise _Invalid(f"L value of type {type(inner).__name__}")
+        items: list[Any] = []
+        size = 9
+        for index, member in enumerate(inner):
+            try:
+                wired, n = _wire(member)
+            except _Invalid as error:
+                error.path.append(f"[{index}]")
+                raise
+            items.append(wired)
+            size += n + 2
+        return {"L": items}, size
+    if tag == "B":
+        if type(inner) is bytes:
+            return value, 7 + _b64_len(len(inner))
+        data = _decode_b64(inner)
+        return {"B": data}, 7 + _b64_len(len(data))
+    if tag in _BOOL_TAGS:
+        if type(inner) is not bool:
+            raise _Invalid(f"{tag} value of type {type(inner).__name__}")
+        return value, 15  # {"NULL": false}
+    if tag in _SET_TAGS:
+        if not isinstance(inner, _SEQUENCE) or not all(isinstance(v, str) for v in inner):
+            raise _Invalid(f"{tag} value is not a list of str")
+        return value, 10 + sum(len(_json_str(v)) + 2 for v in inner)
+    if tag == "BS":
+        if not isinstance(inner, _SEQUENCE):
+            raise _Invalid(f"BS value of type {type(inner).__name__}")
+        if all(type(v) is bytes for v in inner):
+            return value, 10 + sum(_b64_len(len(v)) + 2 for v in inner)
+        members = [_decode_b64(v) for v in inner]
+        return {"BS": members}, 10 + sum(_b64_len(len(v)) + 2 for v in members)
+    raise _Invalid(f"unknown AttributeValue type {tag!r}")
+
+
+def _wire_map(image: Mapping[str, Any], where: str) -> tuple[dict[str, Any], int]:
+    """A whole item (name → AttributeValue) and its size in the JSON body, as :func:`_wire` does a value."""
+    if type(image) is not dict and not isinstance(image, Mapping):
+        raise RecordError(f"{where}: not a map of attributes: {type(image).__name__}")
+    out: dict[str, Any] = {}
+    size = 2
+    for name, value in image.items():
+        try:
+            out[name], n = _wire(value)
+            size += _json_key(name) + n + 4
+        except _Invalid as error:
+            error.path.append(f".{name}")
+            raise error.record_error(where) from None
+    return out, size
 
 
 def wire_value(value: Any, where: str = "value") -> Any:
     """One ``AttributeValue`` as botocore must be handed it: the same value, binary as bytes."""
-    if not isinstance(value, Mapping) or len(value) != 1:
-        raise RecordError(f"{where}: not an AttributeValue: {type(value).__name__}")
-    ((tag, inner),) = value.items()
-    if tag == "B":
-        return value if isinstance(inner, bytes) else {"B": _decode_b64(inner, where)}
-    if tag == "BS":
-        if all(isinstance(v, bytes) for v in inner):
-            return value
-        return {"BS": [_decode_b64(v, where) for v in inner]}
-    if tag == "M":
-        return {"M": {k: wire_value(v, f"{where}.{k}") for k, v in inner.items()}}
-    if tag == "L":
-        return {"L": [wire_value(v, f"{where}[{i}]") for i, v in enumerate(inner)]}
-    return value
+    try:
+        return _wire(value)[0]
+    except _Invalid as error:
+        raise error.record_error(where) from None
 
 
 def wire_image(image: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
     """A full item (attribute name → AttributeValue) ready for botocore, no type conversion."""
-    return {name: wire_value(v, f"{where}.{name}") for name, v in image.items()}
+    return _wire_map(image, where)[0]
 
 
 def _b64_default(value: Any) -> str:
@@ -195,9 +312,27 @@ def canonical_key(keys: Mapping[str, Any]) -> str:
     return json.dumps(keys, sort_keys=True, separators=(",", ":"), default=_b64_default)
 
 
+def _key_id(keys: Mapping[str, Any]) -> Hashable:
+    """What tells two wired primary keys apart (order-free), cheaper than :func:`canonical_key`.
+
+    Binary values must be ``bytes`` on both sides (wired keys are, and so are botocore's answers).
+    """
+    try:
+        return tuple(sorted((name, tag, inner) for name, value in keys.items() for tag, inner in value.items()))
+    except TypeError:  # a member that cannot be hashed: no key DynamoDB accepts, but tell it apart all the same
+        return canonical_key(keys)
+
+
+#: ``{"PutRequest": {"Item": <item>}}`` and ``{"DeleteRequest": {"Key": <key>}}`` around the map, and ", ".
+_PUT_ENVELOPE = len(json.dumps({"PutRequest": {"Item": {}}})) - 2 + 2
+_DELETE_ENVELOPE = len(json.dumps({"DeleteRequest": {"Key": {}}})) - 2 + 2
+
+
 def request_size(request: Mapping[str, Any]) -> int:
-    """An upper bound of the bytes one write request adds to a BatchWriteItem body."""
-    return len(json.dumps(request, separators=(",", ":"), default=_b64_default)) + 1
+    """An upper bound of the bytes one write request adds to a BatchWriteItem body (as botocore sends it)."""
+    if "PutRequest" in request:
+        return _PUT_ENVELOPE + _wire_map(request["PutRequest"]["Item"], "PutRequest.Item")[1]
+    return _DELETE_ENVELOPE + _wire_map(request["DeleteRequest"]["Key"], "DeleteRequest.Key")[1]
 
 
 def _sequence(record: Mapping[str, Any], index: int) -> str:
@@ -208,8 +343,12 @@ def _sequence(record: Mapping[str, Any], index: int) -> str:
 
 
 def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
-    """Keep the last change per key (records are in stream order). Raises RecordError up front."""
-    writes: dict[str, _Write] = {}
+    """Keep the last change per key (records are in stream order). Raises RecordError up front.
+
+    Every record is checked and converted (:func:`_wire`), also those a later change of the same key
+    replaces: a batch holding a record that cannot be written is refused as a whole, before any call.
+    """
+    writes: dict[Hashable, _Write] = {}
     for index, record in enumerate(records):
         event = record.get("eventName")
         body = record.get("dynamodb")
@@ -219,7 +358,7 @@ def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
         raw_keys = body.get("Keys")
         if not isinstance(raw_keys, Mapping) or not raw_keys:
             raise RecordError(f"record {index} (seq {seq}): no dynamodb.Keys")
-        keys = wire_image(raw_keys, f"record {index} Keys")
+        keys, key_size = _wire_map(raw_keys, f"record {index} Keys")
         if event in WRITE_EVENTS:
             image = body.get("NewImage")
             if not isinstance(image, Mapping) or not image:
@@ -229,28 +368,29 @@ def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
                     "the replicator needs a stream of NEW_IMAGE or NEW_AND_OLD_IMAGES; "
                     "refusing to write a partial item"
                 )
-            request: dict[str, Any] = {"PutRequest": {"Item": wire_image(image, f"record {index}")}}
+            item, item_size = _wire_map(image, f"record {index}")
+            request: dict[str, Any] = {"PutRequest": {"Item": item}}
+            size = _PUT_ENVELOPE + item_size
             is_put = True
         elif event == REMOVE_EVENT:  # a delete by anyone, TTL expiry (userIdentity Service) included
             request = {"DeleteRequest": {"Key": keys}}
+            size = _DELETE_ENVELOPE + key_size
             is_put = False
         else:
             raise RecordError(f"record {index} (seq {seq}): unknown eventName {event!r}")
-        key = canonical_key(keys)
+        key = _key_id(keys)
         previous = writes.get(key)
         if previous is None:
-            writes[key] = _Write(key, keys, request, is_put, seq, seq)
+            writes[key] = _Write(key, keys, request, is_put, seq, seq, size=size)
         else:
             previous.request = request
             previous.is_put = is_put
             previous.last_seq = seq
             previous.records += 1
+            previous.size = size
             if int(seq) < int(previous.first_seq):
                 previous.first_seq = seq
-    planned = list(writes.values())
-    for write in planned:
-        write.size = request_size(write.request)
-    return planned
+    return list(writes.values())
 
 
 def chunk_writes(writes: Iterable[_Write]) -> list[list[_Write]]:
@@ -322,8 +462,8 @@ class _Writer:
     def _short_of_time(self, delay: float = 0.0) -> bool:
         return self.time_left is not None and self.time_left() - delay < self.retry.safety_margin_s
 
-    def _unprocessed_keys(self, unprocessed: list[Mapping[str, Any]]) -> set[str] | None:
-        keys: set[str] = set()
+    def _unprocessed_keys(self, unprocessed: list[Mapping[str, Any]]) -> set[Hashable] | None:
+        keys: set[Hashable] = set()
         for request in unprocessed:
             if "PutRequest" in request:
                 item = request["PutRequest"]["Item"]
@@ -332,7 +472,7 @@ class _Writer:
                 key = dict(request["DeleteRequest"]["Key"])
             else:
                 return None
-            keys.add(canonical_key(key))
+            keys.add(_key_id(key))
         return keys
 
     def run(self, chunk: list[_Write]) -> _Outcome:
@@ -384,6 +524,26 @@ class _Writer:
         return out
 
 
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(max_workers: int) -> ThreadPoolExecutor:
+    """Worker threads for up to ``max_workers`` calls at once, kept from batch to batch.
+
+    Starting and joining a pool for every batch cost about as much CPU as planning the batch; a warm
+    Lambda (or the local runner) reuses these threads, which wait idle between batches. Callers in
+    several threads at once share them (still at most ``max_workers`` calls in flight). The key holds
+    the process id, so a forked child never uses threads that do not exist in it.
+    """
+    key = (os.getpid(), max_workers)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="replicator")
+        return pool
+
+
 def apply_records(
     client: Any,
     table_name: str,
@@ -414,9 +574,12 @@ def apply_records(
         for chunk in chunks:
             outcome.merge(writer.run(chunk))
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicator") as pool:
-            for part in pool.map(writer.run, chunks):
-                outcome.merge(part)
+        futures = [_pool(max_workers).submit(writer.run, chunk) for chunk in chunks]
+        # Every call has ended before this returns or raises: no write of this batch may still be
+        # in flight (or frozen with the Lambda) when the next batch, or a retry of this one, starts.
+        wait(futures)
+        for future in futures:
+            outcome.merge(future.result())
     result.calls = outcome.calls
     result.retries = outcome.retries
     result.puts = sum(1 for w in outcome.landed if w.is_put)

@@ -109,7 +109,7 @@ variable "failure_bucket_force_destroy" {
 variable "batch_size" {
   description = "Maximum records per invocation."
   type        = number
-  default     = 100
+  default     = 1000
 
   validation {
     condition     = var.batch_size >= 1 && var.batch_size <= 10000

@@ -70,7 +70,7 @@ variable "replicator" {
     target_region                      = string
     target_endpoint_url                = optional(string)
     failure_bucket_name                = string
-    batch_size                         = optional(number, 100)
+    batch_size                         = optional(number, 1000)
     maximum_batching_window_in_seconds = optional(number, 1)
     maximum_retry_attempts             = optional(number, 10)
     parallelization_factor             = optional(number, 1)
