@@ -17,7 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import ops
 from .aws import AccountSession
-from .config import MigrationConfig, state_dir_for
+from .config import AccountConfig, MigrationConfig, state_dir_for
 from .errors import MigratorError
 from .package import build_zip
 from .phases import PHASES, Account, Phase, phase
@@ -66,9 +66,7 @@ class Migration:
     def state(self) -> MigrationState:
         return MigrationState(self.state_dir)
 
-    @functools.cached_property
-    def source(self) -> AccountSession:
-        c = self.config.source
+    def _account_session(self, c: AccountConfig) -> AccountSession:
         return AccountSession(
             c.account_id,
             c.region,
@@ -79,16 +77,12 @@ class Migration:
         )
 
     @functools.cached_property
+    def source(self) -> AccountSession:
+        return self._account_session(self.config.source)
+
+    @functools.cached_property
     def target(self) -> AccountSession:
-        c = self.config.target
-        return AccountSession(
-            c.account_id,
-            c.region,
-            c.role_arn,
-            c.profile,
-            self.config.endpoint_url,
-            session_name=f"migrator-{self.config.migration}"[:64],
-        )
+        return self._account_session(self.config.target)
 
     def session(self, account: Account) -> AccountSession:
         return self.source if account == "source" else self.target
