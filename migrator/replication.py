@@ -14,6 +14,21 @@ if TYPE_CHECKING:
     from .migration import Migration
 
 
+def check_no_lambda_running(m: Migration) -> None:
+    """Refuse to race a live Lambda replicator: two writers of one stream can interleave an older image
+    over a newer one. An emulator stores mappings but never runs them, so there the check is moot."""
+    if m.config.endpoint_url:
+        return
+    lam = m.source.client("lambda")
+    mappings = lam.list_event_source_mappings(FunctionName=m.config.replicator_name).get("EventSourceMappings", [])
+    live = [mp for mp in mappings if mp.get("State") in ("Enabled", "Enabling", "Updating")]
+    if live:
+        raise MigratorError(
+            f"the replicator's event source mapping {live[0].get('UUID')} is {live[0].get('State')}, so Lambda is "
+            "already replaying the stream; the local runner would race it, so use one or the other"
+        )
+
+
 def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | None = None) -> Any:
     from .local_replicator import LocalReplicationError, replicate_local
 
@@ -23,6 +38,7 @@ def run_local(m: Migration, *, until_caught_up: bool, stop: threading.Event | No
     if not stream_arn:
         raise MigratorError("the source stream is not recorded; run phase 1 first")
     m.check_deadline()
+    check_no_lambda_running(m)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=m.console, transient=True
     ) as bar:

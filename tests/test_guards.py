@@ -98,3 +98,33 @@ def test_deadline_is_shown_while_there_is_time(
     assert deadline is not None
     assert dt.timedelta(minutes=59) < deadline - now() <= dt.timedelta(hours=1)
     m.check_deadline()  # does not raise
+
+
+def test_local_runner_refuses_to_race_an_enabled_lambda_mapping(tmp_path: Path) -> None:
+    from botocore.stub import Stubber
+
+    from migrator.replication import check_no_lambda_running
+
+    path = tmp_path / "migration.yaml"
+    path.write_text(
+        "migration: race\n"
+        "source: {account_id: '222222222222', region: us-east-1, table: Orders}\n"
+        "target: {account_id: '111111111111', region: us-east-1}\n"
+    )
+    m = migration(path)
+    lam = m.source.client("lambda")
+    with Stubber(lam) as stub:
+        stub.add_response(
+            "list_event_source_mappings",
+            {"EventSourceMappings": [{"UUID": "00000000-0000-0000-0000-000000000001", "State": "Enabled"}]},
+        )
+        with pytest.raises(
+            MigratorError,
+            match="mapping 00000000-0000-0000-0000-000000000001 is Enabled, so Lambda is already replaying",
+        ):
+            check_no_lambda_running(m)
+        stub.add_response(
+            "list_event_source_mappings",
+            {"EventSourceMappings": [{"UUID": "00000000-0000-0000-0000-000000000001", "State": "Disabled"}]},
+        )
+        check_no_lambda_running(m)
