@@ -12,6 +12,7 @@ import pytest
 
 from migrator.aws import AccountSession
 from migrator.emulator import start_emulator
+from migrator.replicator.core import canonical_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ACCOUNT = "222222222222"
@@ -162,3 +163,16 @@ def modify_event() -> dict[str, Any]:
 def remove_event() -> dict[str, Any]:
     old = {"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "2"}}
     return stream_record("REMOVE", {"pk": {"S": "a"}, "sk": {"S": "1"}}, 3, old=old)
+
+
+def scan_all(client: Any, table: str) -> dict[str, dict[str, Any]]:
+    """Every item of a pk/sk table, by canonical key, read consistently page by page."""
+    items: dict[str, dict[str, Any]] = {}
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        for item in page["Items"]:
+            items[canonical_key({"pk": item["pk"], "sk": item["sk"]})] = item
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -32,7 +32,7 @@ from migrator.local_replicator import (
 )
 from migrator.replicator.core import RetryPolicy, canonical_key
 
-from .conftest import make_table, stream_record
+from .conftest import make_table, scan_all, stream_record
 from .test_replicator_core import FakeDynamo, client_error, keys
 
 ARN = "arn:aws:dynamodb:us-east-1:222222222222:table/T/stream/2026-01-01T00:00:00.000"
@@ -465,14 +465,11 @@ def test_replicates_the_emulator_stream_into_the_target_until_caught_up(
     assert summary.caught_up
     assert summary.records_applied == 32
 
-    def scan(client: Any, table: str) -> dict[str, Any]:
-        return {canonical_key({"pk": i["pk"], "sk": i["sk"]}): i for i in client.scan(TableName=table)["Items"]}
-
-    assert scan(dst, dst_name) == scan(src, src_name)
+    assert scan_all(dst, dst_name) == scan_all(src, src_name)
     (shard_id,) = load_checkpoints(path)
     assert load_checkpoints(path)[shard_id].last_sequence is not None
 
     src.put_item(TableName=src_name, Item={**keys("late"), "v": {"N": "1"}})
     again = replicate_local(streams, dst, desc["LatestStreamArn"], dst_name, path, until_caught_up=True)
     assert again.records_applied == 1
-    assert scan(dst, dst_name) == scan(src, src_name)
+    assert scan_all(dst, dst_name) == scan_all(src, src_name)

@@ -38,7 +38,7 @@ from migrator.aws import AccountSession
 from migrator.local_replicator import ShardCheckpoint, replicate_local
 from migrator.replicator.core import RetryPolicy, canonical_key
 
-from .conftest import make_table
+from .conftest import make_table, scan_all
 from .test_replicator_core import client_error
 
 SEED = 20_261_128
@@ -226,18 +226,6 @@ def write_source(
         raise
     finally:
         done.set()
-
-
-def scan_all(client: Any, table: str) -> dict[str, dict[str, Any]]:
-    items: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            items[canonical_key({"pk": item["pk"], "sk": item["sk"]})] = item
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def test_chaos_replication_ends_with_zero_missing_different_or_extraneous_items(
