@@ -84,9 +84,10 @@ os.environ.pop("AWS_SESSION_TOKEN", None)
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from migrator.aws import client_config
+from migrator.aws.codec import key_of
+from migrator.aws.session import client_config
 from migrator.config import ReplicatorConfig
-from migrator.replicator.core import apply_records, canonical_key
+from migrator.replicator.core import apply_records
 from migrator.replicator.handler import client_config as replicator_client_config
 
 DEFAULT_BATCH_SIZE: int = ReplicatorConfig().batch_size  # what the event source mapping delivers
@@ -118,10 +119,10 @@ def _image(rng: random.Random, pk: str, version: int) -> dict[str, Any]:
     }
 
 
-def generate(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+def generate(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[bytes, dict[str, Any]]]:
     """The stream records and the final state of the source they describe."""
     rng = random.Random(seed)
-    model: dict[str, dict[str, Any]] = {}
+    model: dict[bytes, dict[str, Any]] = {}
     live: list[str] = []
     records: list[dict[str, Any]] = []
     seq = 10**20
@@ -135,11 +136,11 @@ def generate(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, dict[st
             pk = live[index]
             live[index] = live[-1]
             live.pop()
-            old = model.pop(canonical_key(_keys(pk)))
+            old = model.pop(key_of(_keys(pk), ("pk", "sk")))
             event, new = "REMOVE", None
         else:
             pk = f"hot{rng.randrange(HOT_KEYS)}" if rng.random() < HOT_SHARE else f"k{rng.randrange(COLD_KEYS)}"
-            key = canonical_key(_keys(pk))
+            key = key_of(_keys(pk), ("pk", "sk"))
             old = model.get(key)
             new = _image(rng, pk, version)
             event = "MODIFY" if old is not None else "INSERT"
@@ -325,13 +326,13 @@ def core_variant(endpoint: str, batch_size: int, label: str) -> Variant:
     return variant
 
 
-def scan(client: Any, table: str) -> dict[str, dict[str, Any]]:
-    items: dict[str, dict[str, Any]] = {}
+def scan(client: Any, table: str) -> dict[bytes, dict[str, Any]]:
+    items: dict[bytes, dict[str, Any]] = {}
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
         page = client.scan(**kwargs)
         for item in page["Items"]:
-            items[canonical_key({"pk": item["pk"], "sk": item["sk"]})] = item
+            items[key_of(item, ("pk", "sk"))] = item
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,4 +1,4 @@
-"""Benchmark: naive table comparison vs ``migrator.verify.verify_tables`` on the local emulator.
+"""Benchmark: naive table comparison vs ``migrator.dataplane.verify.verify_tables`` on the local emulator.
 
 One ThreadedMotoServer, two equal tables (one per account) of ``--items`` items. (a) naive: one Scan
 of the source, one GetItem per item from the target, compare; (b) ``verify_tables`` with its
@@ -65,11 +65,13 @@ def create_and_fill(client: Any, table: str, items: int, threads: int = 8) -> No
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    from migrator.verify import batch_write
+    from migrator.aws.dynamodb import write_batch
 
     def fill(start: int) -> None:
         requests = [{"PutRequest": {"Item": make_item(i)}} for i in range(start, min(start + 25, items))]
-        batch_write(client, table, requests)
+        outcome = write_batch(client, table, requests, key_names=("pk", "sk"))
+        if outcome.failed:
+            raise RuntimeError(f"filling {table} failed: {outcome.failed[0]}")
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(fill, range(0, items, 25)))
@@ -116,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     from moto.server import ThreadedMotoServer
 
-    from migrator.aws import AccountSession
-    from migrator.verify import verify_tables
+    from migrator.aws.session import AccountSession
+    from migrator.dataplane.verify import verify_tables
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
+Account = Literal["source", "target"]
+"""One of the migration's two accounts (and the name of the Terraform root applied in it)."""
+
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
 ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z-]*)?:iam::([0-9]{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
@@ -23,6 +26,23 @@ TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PROFILE_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 KMS_KEY_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z-]*)?:kms:([a-z0-9-]+):[0-9]{12}:key/[A-Za-z0-9-]{1,128}$")
+#: Region prefixes of the partitions other than ``aws`` (longest first).
+PARTITIONS = (
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-iso-", "aws-iso"),
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+)
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition of ``region`` (``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso`` …), for ARNs."""
+    for prefix, partition in PARTITIONS:
+        if region.startswith(prefix):
+            return partition
+    return "aws"
 
 
 class _Strict(BaseModel):
@@ -108,6 +128,14 @@ class ReplicatorConfig(_Strict):
         return v
 
 
+class RetryConfig(_Strict):
+    """How migrator's batch calls retry (throttling, 5xx, unprocessed items): full-jitter backoff."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 30
+    base_delay_s: Annotated[float, Field(gt=0, le=10)] = 0.05
+    max_delay_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
 class TargetTableOverrides(_Strict):
     """Overrides of what the migrator derives from the source table's description."""
 
@@ -134,6 +162,7 @@ class MigrationConfig(_Strict):
     state_dir: str | None = None
     replicator: ReplicatorConfig = ReplicatorConfig()
     target_table: TargetTableOverrides = TargetTableOverrides()
+    retry: RetryConfig = RetryConfig()
     stream_retention_hours: Annotated[float, Field(gt=0, le=24)] = 24.0
 
     @field_validator("migration")
@@ -174,6 +203,11 @@ class MigrationConfig(_Strict):
             raise ValueError(
                 f"replicator.kms_key_arn is a key in {m.group(2)}; the replicator runs in the source region "
                 f"{self.source.region}, and its log group and failure bucket need a key there"
+            )
+        if partition_of(self.source.region) != partition_of(self.target.region):
+            raise ValueError(
+                f"source.region {self.source.region} and target.region {self.target.region} are in different AWS "
+                "partitions, which share no accounts or roles; choose regions of one partition"
             )
         if (
             self.source.account_id == self.target.account_id
@@ -217,12 +251,17 @@ class MigrationConfig(_Strict):
         return f"{self.migration}-writer"
 
     @property
+    def partition(self) -> str:
+        """The AWS partition of both accounts (the configuration refuses two)."""
+        return partition_of(self.source.region)
+
+    @property
     def replicator_role_arn(self) -> str:
-        return f"arn:aws:iam::{self.source.account_id}:role/{self.replicator_name}"
+        return f"arn:{self.partition}:iam::{self.source.account_id}:role/{self.replicator_name}"
 
     @property
     def writer_role_arn(self) -> str:
-        return f"arn:aws:iam::{self.target.account_id}:role/{self.writer_role_name}"
+        return f"arn:{self.partition}:iam::{self.target.account_id}:role/{self.writer_role_name}"
 
     @property
     def writer_external_id(self) -> str:

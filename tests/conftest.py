@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from migrator.aws import AccountSession
-from migrator.emulator import start_emulator
-from migrator.replicator.core import canonical_key
+from migrator.aws.codec import key_of
+from migrator.aws.session import AccountSession
+from migrator.dev.emulator import start_emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ACCOUNT = "222222222222"
@@ -43,6 +43,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if (Path("/opt/tf-plugins") / "registry.terraform.io").is_dir():
         os.environ["TF_CLI_CONFIG_FILE"] = str(ROOT / "tf.rc")
     os.environ["TF_IN_AUTOMATION"] = "1"
+
+
+FORBIDDEN_TERRAFORM = ROOT / "tests" / "forbidden" / "terraform"
+TERRAFORM_CALLS = ROOT / ".pytest-terraform-calls"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """`make test-fast` runs Terraform and the bundled engine as stand-ins that record every call: any call
+    fails the run, even from a test that expected Terraform to fail."""
+    if os.environ.get("MIGRATOR_TERRAFORM") == str(FORBIDDEN_TERRAFORM) and TERRAFORM_CALLS.is_file():
+        print(f"\nmake test-fast ran Terraform, which it must not:\n{TERRAFORM_CALLS.read_text()}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -165,14 +177,19 @@ def remove_event() -> dict[str, Any]:
     return stream_record("REMOVE", {"pk": {"S": "a"}, "sk": {"S": "1"}}, 3, old=old)
 
 
-def scan_all(client: Any, table: str) -> dict[str, dict[str, Any]]:
+def key_id(keys: Mapping[str, Any]) -> bytes:
+    """The canonical key (:mod:`migrator.aws.codec`) of a key or item holding only key attributes."""
+    return key_of(keys, sorted(keys))
+
+
+def scan_all(client: Any, table: str) -> dict[bytes, dict[str, Any]]:
     """Every item of a pk/sk table, by canonical key, read consistently page by page."""
-    items: dict[str, dict[str, Any]] = {}
+    items: dict[bytes, dict[str, Any]] = {}
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
         page = client.scan(**kwargs)
         for item in page["Items"]:
-            items[canonical_key({"pk": item["pk"], "sk": item["sk"]})] = item
+            items[key_id({"pk": item["pk"], "sk": item["sk"]})] = item
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

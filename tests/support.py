@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
 
-from migrator.config import load_config
-from migrator.migration import Migration
+from migrator.context import MigrationContext, Waits
+from migrator.phases import ApplyOptions
+from migrator.phases.runner import PhaseRunner
 
 from .conftest import REGION, SOURCE_ACCOUNT, TARGET_ACCOUNT
 
@@ -41,10 +41,16 @@ def write_config(directory: Path, endpoint: str, migration: str, table: str, **e
     return path
 
 
-def migration(config_path: Path) -> Migration:
-    m = Migration(load_config(config_path), config_path, console=Console(stderr=True, quiet=True))
-    m.export_poll = 0.2
+def migration(config_path: Path) -> MigrationContext:
+    """The migration of ``config_path``, quiet, with a short export poll."""
+    m = MigrationContext.load(config_path)
+    m.waits = Waits(export_poll_s=0.2)
     return m
+
+
+def apply(m: MigrationContext, number: int, **options: bool) -> None:
+    """`migrator apply --phase N` on ``m`` (``options``: enable_stream, enable_pitr)."""
+    PhaseRunner(m).apply(number, ApplyOptions(**options))
 
 
 def fill(ddb: Any, table: str, count: int, seed: int = 3) -> None:

@@ -13,10 +13,13 @@ import yaml
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 from migrator.cli import app
+from migrator.context import MigrationContext
 from migrator.errors import MigratorError
-from migrator.migration import Migration
+from migrator.phases.export import start_or_resume_export
+from migrator.phases.guards import check_identity
+from migrator.phases.import_table import check_import
 
 from .conftest import make_table
 from .support import migration, write_config
@@ -209,6 +212,7 @@ def test_terraform_older_than_required_is_refused(
     assert _buckets(target) == before
 
 
+@pytest.mark.terraform
 def test_provider_that_cannot_be_installed_is_one_sentence(
     tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
 ) -> None:
@@ -263,8 +267,7 @@ def test_reusing_a_migration_name_for_another_table_is_refused(
     make_table(source, f"One{unique}")
     make_table(source, f"Two{unique}")
     first = migration(write_config(tmp_path, moto_endpoint, f"same-{unique}", f"One{unique}"))
-    first.state.data["fingerprint"] = first.fingerprint()
-    first.state.save()
+    first.state.replace("fingerprint", first.fingerprint())
     cfg = write_config(tmp_path, moto_endpoint, f"same-{unique}", f"Two{unique}")
     assert_one_sentence(run("apply", "--phase", "1", "--config", str(cfg)), "give this migration another name")
 
@@ -279,7 +282,7 @@ def test_failed_export_is_one_sentence_and_recorded(
         "stream", arn=desc["LatestStreamArn"], table_arn=desc["TableArn"], created_at="2000-01-01T00:00:00.000+00:00"
     )
     with pytest.raises(MigratorError, match=r"the export failed .*run phase 2 again to start a new export"):
-        m.export()
+        start_or_resume_export(m)
     assert m.state.section("export")["status"] == "FAILED"
 
 
@@ -293,10 +296,10 @@ def test_import_count_mismatch_is_refused(
     m = migration(write_config(tmp_path, moto_endpoint, f"cnt-{unique}", table))
     m.state.update("export", item_count=2)
     with pytest.raises(MigratorError, match="the import holds 1 items but the export had 2"):
-        m.check_import()
+        check_import(m)
 
 
-def _offline_migration(tmp_path: Path) -> Migration:
+def _offline_migration(tmp_path: Path) -> MigrationContext:
     """A migration against 'real' AWS whose clients are stubbed: no network, no emulator."""
     path = yaml_with(tmp_path)
     return migration(path)
@@ -332,7 +335,7 @@ def test_import_failures_are_refused(tmp_path: Path, status: str, errors: int, i
             },
         )
         with pytest.raises(MigratorError, match=fragment):
-            m.check_import()
+            check_import(m)
 
 
 def test_expired_credentials_are_one_sentence(tmp_path: Path) -> None:
@@ -341,4 +344,4 @@ def test_expired_credentials_are_one_sentence(tmp_path: Path) -> None:
     with Stubber(sts) as stub:
         stub.add_client_error("get_caller_identity", service_error_code="ExpiredToken", http_status_code=403)
         with pytest.raises(MigratorError, match="credentials for the target account have expired"):
-            m.check_identity("target")
+            check_identity(m, "target")

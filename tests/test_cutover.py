@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 from migrator.cli import app
-from migrator.cutover import caught_up_problem, check_gate, failures_problem
+from migrator.readmodels.cutover import caught_up_problem, check_gate, failures_problem
 from migrator.state import MigrationState
 
 from .test_status import Env, make_env

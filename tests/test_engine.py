@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from migrator import terraform
-from migrator.terraform import REQUIRED_TERRAFORM, TerraformRunner, child_env
+from migrator.infra import terraform
+from migrator.infra.terraform import REQUIRED_TERRAFORM, TerraformRunner, child_env
+
+ENGINE = [sys.executable, "-m", "migrator.infra.engine"]
 
 
 def test_terraform_on_path_is_preferred(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,28 +22,30 @@ def test_terraform_on_path_is_preferred(monkeypatch: pytest.MonkeyPatch) -> None
 def test_without_terraform_the_bundled_engine_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MIGRATOR_TERRAFORM", raising=False)
     monkeypatch.setattr(terraform.shutil, "which", lambda name: None)
-    assert terraform.terraform_command() == [sys.executable, "-m", "migrator.tf_engine"]
+    assert terraform.terraform_command() == ENGINE
 
 
+@pytest.mark.terraform
 def test_bundled_engine_runs_and_is_recent_enough(tmp_path: Path) -> None:
     runner = TerraformRunner(
         root=Path(__file__).resolve().parent.parent / "terraform" / "target",
         data_dir=tmp_path / "data",
-        workspace_dir=tmp_path / "ws",
         env=child_env({}, tmp_path / "data"),
-        command=[sys.executable, "-m", "migrator.tf_engine"],
+        backend_config=[f"workspace_dir={tmp_path / 'ws'}"],
+        command=ENGINE,
     )
     assert runner.version() >= REQUIRED_TERRAFORM
     runner.check_version()
 
 
+@pytest.mark.terraform
 def test_bundled_engine_initialises_a_root_from_the_mirror(tmp_path: Path) -> None:
     runner = TerraformRunner(
         root=Path(__file__).resolve().parent.parent / "terraform" / "source",
         data_dir=tmp_path / "data",
-        workspace_dir=tmp_path / "ws",
         env=child_env({}, tmp_path / "data"),
-        command=[sys.executable, "-m", "migrator.tf_engine"],
+        backend_config=[f"workspace_dir={tmp_path / 'ws'}"],
+        command=ENGINE,
     )
     runner.init()
     runner.select_workspace("engine-check")

@@ -1,4 +1,5 @@
-"""Invariant guards exercised through the Migration itself, so removing a guard fails a test."""
+"""Invariant guards (docs/architecture.md) exercised through the phases themselves, so removing a guard fails a
+test."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
+from migrator.clock import iso, now
+from migrator.context import MigrationContext
 from migrator.errors import MigratorError
-from migrator.migration import Migration
-from migrator.state import iso, now
+from migrator.phases.export import start_or_resume_export
+from migrator.phases.guards import check_deadline, retention_deadline
 
 from .conftest import make_table
-from .support import migration, write_config
+from .support import apply, migration, write_config
 
 
-def _prepared(tmp_path: Path, endpoint: str, source: AccountSession, unique: str, *, pitr: bool = True) -> Migration:
+def _prepared(
+    tmp_path: Path, endpoint: str, source: AccountSession, unique: str, *, pitr: bool = True
+) -> MigrationContext:
     """A migration whose phase 1 is recorded as done, without running Terraform."""
     table = f"Guard{unique}"
     desc = make_table(source, table, pitr=pitr)
@@ -32,7 +37,7 @@ def _prepared(tmp_path: Path, endpoint: str, source: AccountSession, unique: str
     return m
 
 
-def _exports(source: AccountSession, m: Migration) -> list[dict[str, object]]:
+def _exports(source: AccountSession, m: MigrationContext) -> list[dict[str, object]]:
     arn = m.state.section("stream")["table_arn"]
     return list(source.client("dynamodb").list_exports(TableArn=arn).get("ExportSummaries", []))
 
@@ -43,7 +48,7 @@ def test_export_is_refused_when_the_stream_started_after_the_export_time(
     m = _prepared(tmp_path, moto_endpoint, source, unique)
     m.state.update("stream", created_at=iso(now() + dt.timedelta(hours=1)))
     with pytest.raises(MigratorError, match="after the export time"):
-        m.export()
+        start_or_resume_export(m)
     assert _exports(source, m) == []
 
 
@@ -52,7 +57,7 @@ def test_export_is_refused_when_pitr_is_off(
 ) -> None:
     m = _prepared(tmp_path, moto_endpoint, source, unique, pitr=False)
     with pytest.raises(MigratorError, match="point-in-time recovery is off"):
-        m.export()
+        start_or_resume_export(m)
     assert _exports(source, m) == []
 
 
@@ -63,7 +68,7 @@ def test_export_time_before_the_pitr_window_is_refused(
     m.state.update("stream", created_at=iso(now() - dt.timedelta(days=40)))
     m.state.update("export", attempt=1, client_token="t-1", export_time=iso(now() - dt.timedelta(days=36)))
     with pytest.raises(MigratorError, match="before the start of the PITR window"):
-        m.export()
+        start_or_resume_export(m)
     assert _exports(source, m) == []
 
 
@@ -82,7 +87,7 @@ def test_phases_3_and_4_refuse_to_go_on_past_the_stream_retention_deadline(
         data_prefix="x/data/",
     )
     with pytest.raises(MigratorError, match=r"stream-retention deadline .* has passed"):
-        m.apply(number)
+        apply(m, number)
     assert m.state.phase_status(number) == "not started"
     assert not (m.state_dir / "terraform").exists()
     tables = target.client("dynamodb").list_tables()["TableNames"]
@@ -94,16 +99,16 @@ def test_deadline_is_shown_while_there_is_time(
 ) -> None:
     m = _prepared(tmp_path, moto_endpoint, source, unique)
     m.state.update("export", start_time=iso(now() - dt.timedelta(hours=23)))
-    deadline = m.retention_deadline()
+    deadline = retention_deadline(m)
     assert deadline is not None
     assert dt.timedelta(minutes=59) < deadline - now() <= dt.timedelta(hours=1)
-    m.check_deadline()  # does not raise
+    check_deadline(m)  # does not raise
 
 
 def test_local_runner_refuses_to_race_an_enabled_lambda_mapping(tmp_path: Path) -> None:
     from botocore.stub import Stubber
 
-    from migrator.replication import check_no_lambda_running
+    from migrator.dataplane.replicate import check_no_lambda_running
 
     path = tmp_path / "migration.yaml"
     path.write_text(

@@ -19,8 +19,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from migrator.aws import AccountSession
-from migrator.local_replicator import (
+from migrator.aws.session import AccountSession
+from migrator.dataplane.stream import (
     LocalReplicationError,
     Progress,
     ReplicationStalledError,
@@ -30,9 +30,9 @@ from migrator.local_replicator import (
     replicate_local,
     save_checkpoints,
 )
-from migrator.replicator.core import RetryPolicy, canonical_key
+from migrator.replicator.batch import RetryPolicy
 
-from .conftest import make_table, scan_all, stream_record
+from .conftest import key_id, make_table, scan_all, stream_record
 from .test_replicator_core import FakeDynamo, client_error, keys
 
 ARN = "arn:aws:dynamodb:us-east-1:222222222222:table/T/stream/2026-01-01T00:00:00.000"
@@ -144,7 +144,7 @@ def _items(fake: FakeDynamo) -> dict[str, Any]:
 
 
 def _model(*pairs: tuple[str, int | None]) -> dict[str, Any]:
-    return {canonical_key(keys(pk)): {**keys(pk), "v": {"N": str(v)}} for pk, v in pairs if v is not None}
+    return {key_id(keys(pk)): {**keys(pk), "v": {"N": str(v)}} for pk, v in pairs if v is not None}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from migrator import ops
-from migrator.aws import AccountSession
-from migrator.checks import run_verify
-from migrator.demo import LiveWriter, fill
+from migrator.aws.dynamodb import count_items
+from migrator.aws.session import AccountSession
+from migrator.cli.plan import render_plan
+from migrator.dataplane.replicate import run_local
+from migrator.dataplane.verify import ScanEngine
+from migrator.dataplane.verify.run import run_verify
+from migrator.dev.demo import LiveWriter, fill
 from migrator.errors import MigratorError
-from migrator.planview import render_plan
-from migrator.replication import run_local
+from migrator.phases import ApplyOptions
+from migrator.phases.runner import PhaseRunner
 
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
 from .support import migration, write_config
@@ -42,21 +45,30 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
     fill(ddb, FILLED, random.Random(5), table=table)
     cfg = write_config(tmp, moto_endpoint, "tf-roots", table)
     m = migration(cfg)
+    runner = PhaseRunner(m)
     writer = LiveWriter(ddb, FILLED, table=table, pause=0.01)
     writer.start()
     try:
-        m.apply(1, enable_stream=True, enable_pitr=True)
-        m.apply(2)
+        runner.apply(1, ApplyOptions(enable_stream=True, enable_pitr=True))
+        runner.apply(2)
         mapping_after_2 = m.source.client("lambda").get_event_source_mapping(
             UUID=m.state.section("source_outputs")["event_source_mapping_uuid"]
         )["State"]
-        m.apply(3)
-        m.apply(4)
+        runner.apply(3)
+        runner.apply(4)
     finally:
         counts = writer.stop()
     run_local(m, until_caught_up=True)
-    result = run_verify(m, repair=False, segments=4, workers=4, as_json=True)
-    return {"m": m, "config": cfg, "table": table, "mapping_after_2": mapping_after_2, "live": counts, "verify": result}
+    result = run_verify(m, engine=ScanEngine(segments=4, workers=4)).result
+    return {
+        "m": m,
+        "runner": runner,
+        "config": cfg,
+        "table": table,
+        "mapping_after_2": mapping_after_2,
+        "live": counts,
+        "verify": result,
+    }
 
 
 def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, object]) -> None:
@@ -130,9 +142,9 @@ def test_mapping_is_created_disabled_then_enabled(migrated: dict[str, object], s
 
 
 def test_rerunning_a_phase_plans_no_change(migrated: dict[str, object]) -> None:
-    m = migrated["m"]
+    runner = migrated["runner"]
     for number in (3, 4):
-        report = m.plan(number)  # type: ignore[attr-defined]
+        (report,) = runner.plan(number)  # type: ignore[attr-defined]
         assert not report.has_changes, report.changes
 
 
@@ -148,22 +160,45 @@ def test_phase_state_is_recorded(migrated: dict[str, object]) -> None:
 def test_table_replacement_is_refused_and_the_table_survives(
     migrated: dict[str, object], target: AccountSession
 ) -> None:
+    """The Python guard is the one that refuses: Terraform plans the replacement (no prevent_destroy makes
+    the plan fail), the plan review shows it, and apply refuses it with nothing applied."""
     m = migrated["m"]
+    runner = migrated["runner"]
     ddb = target.client("dynamodb")
-    before = ops.count_items(ddb, migrated["table"])  # type: ignore[arg-type]
+    before = count_items(ddb, migrated["table"])  # type: ignore[arg-type]
+    created = ddb.describe_table(TableName=migrated["table"])["Table"]["CreationDateTime"]
     spec = m.state.section("import")["table_spec"]  # type: ignore[attr-defined]
-    original = dict(spec)
-    spec["range_key"] = None  # a key change forces replacement
-    spec["attributes"] = [a for a in spec["attributes"] if a["name"] != "sk"]
-    m.state.save()  # type: ignore[attr-defined]
+    changed = dict(spec)
+    changed["range_key"] = None  # a key change forces replacement
+    changed["attributes"] = [a for a in spec["attributes"] if a["name"] != "sk"]
+    m.state.update("import", table_spec=changed)  # type: ignore[attr-defined]
+    table = "module.target_table[0].aws_dynamodb_table.this"
     try:
-        with pytest.raises(MigratorError, match=r"destroy|replace"):
-            m.apply(3)  # type: ignore[attr-defined]
+        (plan,) = runner.plan(3)  # type: ignore[attr-defined]
+        assert plan.table_replacements == [table]
+        assert "CAUTION" in render_plan(plan, "markdown")
+        with pytest.raises(MigratorError, match=r"destroy|replace") as refused:
+            runner.apply(3)  # type: ignore[attr-defined]
+        assert f"would destroy or replace the DynamoDB table(s) {table}" in str(refused.value)
+        assert "nothing was applied" in str(refused.value)
     finally:
-        spec.clear()
-        spec.update(original)
+        m.state.update("import", table_spec=spec)  # type: ignore[attr-defined]
         m.state.mark_phase(3, "done")  # type: ignore[attr-defined]
-    assert ops.count_items(ddb, migrated["table"]) == before > 0  # type: ignore[arg-type]
+    assert count_items(ddb, migrated["table"]) == before > 0  # type: ignore[arg-type]
+    assert ddb.describe_table(TableName=migrated["table"])["Table"]["CreationDateTime"] == created
+
+
+def test_a_new_import_prefix_plans_no_change(migrated: dict[str, object]) -> None:
+    """import_table only acts when the table is created (ignore_changes): a new export never replaces it."""
+    m = migrated["m"]
+    spec = m.state.section("import")["table_spec"]  # type: ignore[attr-defined]
+    moved = {**spec, "import": {**spec["import"], "key_prefix": "exports/elsewhere/data/"}}
+    m.state.update("import", table_spec=moved)  # type: ignore[attr-defined]
+    try:
+        (plan,) = migrated["runner"].plan(3)  # type: ignore[attr-defined]
+    finally:
+        m.state.update("import", table_spec=spec)  # type: ignore[attr-defined]
+    assert not plan.has_changes, plan.changes
 
 
 def test_wrong_account_is_refused_before_any_change(
@@ -175,7 +210,7 @@ def test_wrong_account_is_refused_before_any_change(
     cfg = write_config(tmp_path, moto_endpoint, "wrong-acct", table, target={"role_arn": None})
     m = migration(cfg)
     with pytest.raises(MigratorError, match="belong to account 123456789012, not the configured target account"):
-        m.apply(1)
+        PhaseRunner(m).apply(1)
     names = {b["Name"] for b in target.client("s3").list_buckets()["Buckets"]}
     assert m.config.bucket_name not in names
     assert not (m.state_dir / "terraform").exists()
@@ -186,7 +221,7 @@ def test_phases_run_in_order(tmp_path: Path, moto_endpoint: str, source: Account
     make_table(source, table)
     m = migration(write_config(tmp_path, moto_endpoint, "order-check", table))
     with pytest.raises(MigratorError, match="phase 3 \\(import\\) needs phase 1 \\(prepare\\) done first"):
-        m.apply(3)
+        PhaseRunner(m).apply(3)
 
 
 def test_no_credentials_in_anything_the_migrator_wrote(migrated: dict[str, object]) -> None:
@@ -210,7 +245,7 @@ def test_plan_markdown_summarises_a_real_plan(tmp_path: Path, moto_endpoint: str
     table = "PlanOnly"
     make_table(source, table)
     m = migration(write_config(tmp_path, moto_endpoint, "plan-only", table))
-    report = m.plan(1)
+    (report,) = PhaseRunner(m).plan(1)
     assert report.has_changes and report.counts["add"] >= 8 and report.table_replacements == []
     text = render_plan(report, "markdown")
     assert f"| {report.counts['add']} | 0 | 0 | 0 |" in text

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
-from migrator.migration import PlanReport
+from migrator.cli.plan import render_plan
+from migrator.infra.plan import PlanReport
 from migrator.phases import phase
-from migrator.planview import render_plan
 
 
 def report(**overrides: object) -> PlanReport:
+    p = phase(3)
     values: dict[str, object] = {
-        "phase": phase(3),
+        "phase": p.number,
+        "name": p.name,
+        "account": p.roots[0],
+        "root": p.roots[0],
         "account_id": "111111111111",
         "workspace": "orders-move",
         "has_changes": True,
@@ -42,7 +46,7 @@ def test_markdown_flags_table_replacement_loudly() -> None:
         "markdown",
     )
     assert text.splitlines()[2] == "> [!CAUTION]"
-    assert "destroys or replaces a DynamoDB table" in text and "--allow-table-replace" in text
+    assert "destroys or replaces a DynamoDB table" in text and "`migrator apply` refuses it" in text
 
 
 def test_text_and_json_agree() -> None:

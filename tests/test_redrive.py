@@ -14,10 +14,10 @@ import pytest
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 from migrator.cli import app
-from migrator.migration import Migration
-from migrator.redrive import (
+from migrator.context import MigrationContext
+from migrator.dataplane.redrive import (
     REDRIVEN_PREFIX,
     Unrecoverable,
     failure_object_keys,
@@ -34,7 +34,7 @@ SHARD = "shardId-00000001541626099285-f35f62ef"
 
 @dataclass
 class Env:
-    m: Migration
+    m: MigrationContext
     config: Path
     table: str
     src: Any

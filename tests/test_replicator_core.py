@@ -20,19 +20,18 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
+from migrator.replicator.batch import RetryPolicy
 from migrator.replicator.core import (
     MAX_REQUEST_BYTES,
     ApplyResult,
     RecordError,
-    RetryPolicy,
     apply_records,
-    canonical_key,
     last_applied_sequence,
     oldest_record_age_s,
 )
 
-from .conftest import make_table, stream_record
+from .conftest import key_id, make_table, stream_record
 
 NO_SLEEP = RetryPolicy(base_delay=0.0, max_delay=0.0, sleep=lambda _s: None)
 
@@ -93,10 +92,10 @@ class FakeDynamo:
             item = request["PutRequest"]["Item"]
             for name in self.key_names:
                 assert name in item, f"put without key attribute {name}"
-            return canonical_key({n: item[n] for n in self.key_names})
+            return key_id({n: item[n] for n in self.key_names})
         key = request["DeleteRequest"]["Key"]
         assert set(key) == set(self.key_names), f"delete key {sorted(key)} is not the table's key"
-        return canonical_key(key)
+        return key_id(key)
 
     def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         assert list(RequestItems) == [self.table], f"unexpected tables {list(RequestItems)}"
@@ -139,7 +138,7 @@ class FakeDynamo:
                 self.in_flight -= 1
 
     def item(self, pk: str, sk: str = "1") -> dict[str, Any] | None:
-        return self.items.get(canonical_key({"pk": {"S": pk}, "sk": {"S": sk}}))
+        return self.items.get(key_id({"pk": {"S": pk}, "sk": {"S": sk}}))
 
 
 def keys(pk: str, sk: str = "1") -> dict[str, Any]:
@@ -532,7 +531,7 @@ def test_deadline_stops_retrying_and_reports_the_lowest_failing_sequence() -> No
     result = apply_records(fake, "T", records, time_left=lambda: clock["left"], retry=policy, max_workers=1)
     assert not result.ok
     assert clock["left"] >= 5.0
-    assert {canonical_key(f.keys) for f in result.failed} == {canonical_key(keys("a")), canonical_key(keys("b"))}
+    assert {key_id(f.keys) for f in result.failed} == {key_id(keys("a")), key_id(keys("b"))}
     assert {f.code for f in result.failed} == {"Deadline"}
     assert result.lowest_failed_sequence == f"{11:021d}"
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 from migrator.replicator import handler as lambda_handler
 from migrator.replicator.core import RecordError
 

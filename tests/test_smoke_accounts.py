@@ -1,4 +1,4 @@
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 
 from .conftest import SOURCE_ACCOUNT, TARGET_ACCOUNT
 

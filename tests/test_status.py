@@ -14,23 +14,22 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from migrator.aws import AccountSession
+from migrator.aws.session import AccountSession
 from migrator.cli import app
-from migrator.migration import Migration
-from migrator.state import MigrationState, iso, now
-from migrator.status import (
+from migrator.cli.status import countdown, short, show_status
+from migrator.clock import iso, now
+from migrator.context import MigrationContext
+from migrator.readmodels.status import (
     DeadlineView,
     ExportView,
     ImportView,
     ReplicatorView,
     collect_status,
-    countdown,
     deadline_view,
     inferred_phase,
     read_replicator,
-    short,
-    show_status,
 )
+from migrator.state import MigrationState
 
 from .conftest import make_table
 from .support import migration, write_config
@@ -64,7 +63,7 @@ TRUST = {
 class Env:
     """One migration's config on the emulator, and builders for the pieces phases 1–4 would create."""
 
-    m: Migration
+    m: MigrationContext
     config: Path
     table: str
     source: AccountSession

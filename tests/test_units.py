@@ -9,35 +9,38 @@ from typing import Any
 
 import pytest
 
-from migrator import ops
 from migrator.config import parse_config
 from migrator.errors import MigratorError
-from migrator.package import build_zip_bytes
-from migrator.phases import PHASES, phase
-from migrator.render import render
-from migrator.terraform import (
+from migrator.infra.package import build_zip_bytes
+from migrator.infra.plan import count_changes, destructive_table_changes
+from migrator.infra.render import render
+from migrator.infra.terraform import (
     apply_args,
     child_env,
-    count_changes,
-    destructive_table_changes,
     init_args,
     parse_version,
     plan_args,
     summarise_error,
     workspace_args,
 )
+from migrator.phases import PHASES, phase
+from migrator.phases.export import validate_export_time
+from migrator.phases.import_table import table_spec
+from migrator.phases.prepare import check_source_shape, stream_problem
 
 from .test_config import GOOD
 
 
 def test_phases_are_declared_in_order_with_their_accounts() -> None:
-    assert [(p.number, p.name, p.account, p.root) for p in PHASES] == [
-        (1, "prepare", "target", "target"),
-        (2, "export", "source", "source"),
-        (3, "import", "target", "target"),
-        (4, "replicate", "source", "source"),
+    assert [(p.number, p.name, p.roots) for p in PHASES] == [
+        (1, "prepare", ("target",)),
+        (2, "export", ("source",)),
+        (3, "import", ("target",)),
+        (4, "replicate", ("source",)),
     ]
-    assert phase(3).template == "target.tfvars.json.j2"
+    # every account a phase applies Terraform in is one whose identity it checks first
+    assert all(set(p.roots) <= set(p.accounts) for p in PHASES)
+    assert phase(1).accounts == ("target", "source")  # the preflight reads the source table
     with pytest.raises(MigratorError, match="there is no phase 9"):
         phase(9)
 
@@ -45,7 +48,10 @@ def test_phases_are_declared_in_order_with_their_accounts() -> None:
 @pytest.mark.parametrize(
     ("built", "expected"),
     [
-        (init_args(Path("/s/ws")), ["init", "-input=false", "-no-color", "-backend-config=workspace_dir=/s/ws"]),
+        (
+            init_args(["workspace_dir=/s/ws"]),
+            ["init", "-input=false", "-no-color", "-backend-config=workspace_dir=/s/ws"],
+        ),
         (workspace_args("orders"), ["workspace", "select", "-or-create=true", "-no-color", "orders"]),
         (
             plan_args(Path("v.json"), Path("p.tfplan")),
@@ -196,7 +202,7 @@ SOURCE_DESC: dict[str, Any] = {
 
 
 def test_table_spec_derives_keys_indexes_and_import() -> None:
-    spec = ops.table_spec(
+    spec = table_spec(
         SOURCE_DESC,
         parse_config(GOOD),
         ttl_attribute="expires",
@@ -218,7 +224,7 @@ def test_table_spec_derives_keys_indexes_and_import() -> None:
 def test_table_with_local_secondary_indexes_is_refused() -> None:
     desc = {**SOURCE_DESC, "LocalSecondaryIndexes": [{"IndexName": "lsi1"}]}
     with pytest.raises(MigratorError, match=r"local secondary indexes \(lsi1\).*import from S3 cannot"):
-        ops.check_source_shape(desc)
+        check_source_shape(desc)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +242,7 @@ def test_stream_problem(spec: dict[str, Any] | None, problem: str | None) -> Non
     desc = {"LatestStreamArn": "arn"} if spec and spec.get("StreamEnabled") else {}
     if spec is not None:
         desc["StreamSpecification"] = spec
-    assert ops.stream_problem(desc) == problem
+    assert stream_problem(desc) == problem
 
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
@@ -244,7 +250,7 @@ PITR_ON = {"PointInTimeRecoveryStatus": "ENABLED", "EarliestRestorableDateTime":
 
 
 def test_export_time_after_the_stream_start_is_accepted() -> None:
-    ops.validate_export_time(T0, T0 - dt.timedelta(minutes=5), PITR_ON, T0)
+    validate_export_time(T0, T0 - dt.timedelta(minutes=5), PITR_ON, T0)
 
 
 @pytest.mark.parametrize(
@@ -260,4 +266,4 @@ def test_export_time_guard(
     export_time: dt.datetime, stream_start: dt.datetime, pitr: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(MigratorError, match=message):
-        ops.validate_export_time(export_time, stream_start, pitr, T0)
+        validate_export_time(export_time, stream_start, pitr, T0)

@@ -15,21 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrator import verify
-from migrator.aws import AccountSession
-from migrator.verify import (
-    VerifyResult,
-    canonical_key,
-    canonical_number,
-    decode_key,
-    item_digest,
-    key_from_json,
-    key_to_json,
-    repair,
-    table_key_names,
-    verify_and_repair,
-    verify_tables,
-)
+from migrator.aws.codec import canonical_key, canonical_number, decode_key, item_digest, key_from_json, key_to_json
+from migrator.aws.dynamodb import RetryPolicy, table_key_names, write_batch
+from migrator.aws.session import AccountSession
+from migrator.dataplane.verify import VerifyResult, repair, verify_and_repair, verify_tables
+from migrator.dataplane.verify.engine import read_items
 
 from .conftest import make_table
 
@@ -73,7 +63,7 @@ def item(pk: str, sk: str = "0", **attributes: dict[str, Any]) -> dict[str, Any]
 def put(client: Any, table: str, *items: dict[str, Any]) -> None:
     for start in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
-        verify.batch_write(client, table, batch)
+        assert not write_batch(client, table, batch, key_names=("pk", "sk")).failed
 
 
 def put_both(p: Pair, *items: dict[str, Any]) -> None:
@@ -235,6 +225,7 @@ def reordered(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(items, items)
 def test_item_digest_is_equal_exactly_when_dynamodb_equality_holds(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -242,6 +233,7 @@ def test_item_digest_is_equal_exactly_when_dynamodb_equality_holds(a: dict[str, 
     assert (item_digest(a) == item_digest(b)) is same
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(items)
 def test_item_digest_ignores_map_and_set_order(a: dict[str, Any]) -> None:
@@ -529,12 +521,11 @@ def test_recheck_retries_unprocessed_keys_with_consistent_reads(pair: Pair) -> N
     assert all(flaky.consistent)
 
 
-def test_batch_get_gives_up_loudly_when_keys_stay_unprocessed(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verify, "_backoff", lambda attempt: None)
+def test_batch_get_gives_up_loudly_when_keys_stay_unprocessed(pair: Pair) -> None:
     put(pair.tgt, pair.name, item("a"), item("b"))
     flaky = FlakyBatchGet(pair.tgt, stuck=True)
     with pytest.raises(RuntimeError, match="unprocessed"):
-        verify.batch_get(flaky, pair.name, [key("a"), key("b")])
+        read_items(flaky, pair.name, [key("a"), key("b")], retry=RetryPolicy(max_attempts=5, sleep=lambda s: None))
 
 
 # --------------------------------------------------------------------------------------------------

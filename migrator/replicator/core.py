@@ -4,7 +4,7 @@ This is the one core both drivers use: the Lambda handler (``handler.py``) and t
 (``migrator replicate --local``). The Lambda zip holds this package alone, so it imports nothing but
 the standard library and botocore.
 
-What it guarantees (DESIGN.md, invariants 3 and 4):
+What it guarantees (docs/architecture.md, invariants 3 and 4):
 
 * Full images are written as the raw ``AttributeValue`` maps the stream carries — no
   ``TypeDeserializer``, no float, no ``Decimal``: sets, binary, 38-digit numbers, empty strings,
@@ -22,7 +22,8 @@ What it guarantees (DESIGN.md, invariants 3 and 4):
   once without any two racing on one item.
 * ``UnprocessedItems``, throttling and 5xx answers are retried with exponential backoff and full
   jitter until they land, the retry budget is spent, or ``time_left()`` runs short of the safety
-  margin. Non-retryable errors fail the key (after isolating it from the rest of its call).
+  margin. Non-retryable errors fail the key (after isolating it from the rest of its call). The
+  retrying is :func:`.batch.write_batch`, the one batch writer of migrator.
 * Nothing is dropped silently: every key whose final write did not land is reported in
   :attr:`ApplyResult.failed`, and :attr:`ApplyResult.lowest_failed_sequence` is the lowest
   ``SequenceNumber`` among *all* records of those keys — the point from which the batch must be
@@ -36,7 +37,6 @@ import binascii
 import datetime as dt
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -44,28 +44,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.exceptions
+from .batch import DEFAULT_RETRY, MAX_BATCH_WRITE, RetryPolicy, WriteOutcome, key_id, write_batch
 
 #: ``BatchWriteItem`` accepts at most this many requests per call.
-MAX_BATCH_REQUESTS = 25
+MAX_BATCH_REQUESTS = MAX_BATCH_WRITE
 #: ``BatchWriteItem`` rejects a request body above 16 MB; this budget keeps room for the envelope.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 REQUEST_BYTES_BUDGET = MAX_REQUEST_BYTES - 256 * 1024
-
-#: Error codes that mean "try again later", on top of every HTTP status of 500 and above.
-RETRYABLE_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-    }
-)
 
 WRITE_EVENTS = frozenset({"INSERT", "MODIFY"})
 REMOVE_EVENT = "REMOVE"
@@ -73,30 +58,6 @@ REMOVE_EVENT = "REMOVE"
 
 class RecordError(ValueError):
     """A stream record that cannot be applied at all (nothing of its batch is written)."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How failed writes are retried.
-
-    The delay before retry ``n`` (1-based) is ``rand() * min(max_delay, base_delay * 2**(n-1))``
-    ("full jitter"). A retry is not started when ``time_left() - delay`` would fall below
-    ``safety_margin_s``; nor is any call when ``time_left()`` already has.
-    """
-
-    max_attempts: int = 30
-    base_delay: float = 0.05
-    max_delay: float = 5.0
-    safety_margin_s: float = 5.0
-    sleep: Callable[[float], None] = time.sleep
-    rand: Callable[[], float] = random.random
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2.0 ** max(0, attempt - 1)))
-        return self.rand() * ceiling
-
-
-DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -142,7 +103,7 @@ class ApplyResult:
 class _Write:
     """The one write a key gets in this batch: the request of its last record."""
 
-    key: Hashable  # what tells the Keys apart (:func:`_key_id`)
+    key: Hashable  # what tells the Keys apart (:func:`.batch.key_id`)
     keys: dict[str, Any]
     request: dict[str, Any]
     is_put: bool
@@ -288,51 +249,9 @@ def _wire_map(image: Mapping[str, Any], where: str) -> tuple[dict[str, Any], int
     return out, size
 
 
-def wire_value(value: Any, where: str = "value") -> Any:
-    """One ``AttributeValue`` as botocore must be handed it: the same value, binary as bytes."""
-    try:
-        return _wire(value)[0]
-    except _Invalid as error:
-        raise error.record_error(where) from None
-
-
-def wire_image(image: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
-    """A full item (attribute name → AttributeValue) ready for botocore, no type conversion."""
-    return _wire_map(image, where)[0]
-
-
-def _b64_default(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"not serialisable: {type(value).__name__}")
-
-
-def canonical_key(keys: Mapping[str, Any]) -> str:
-    """The canonical text of a primary key (order-free, binary as base64)."""
-    return json.dumps(keys, sort_keys=True, separators=(",", ":"), default=_b64_default)
-
-
-def _key_id(keys: Mapping[str, Any]) -> Hashable:
-    """What tells two wired primary keys apart (order-free), cheaper than :func:`canonical_key`.
-
-    Binary values must be ``bytes`` on both sides (wired keys are, and so are botocore's answers).
-    """
-    try:
-        return tuple(sorted((name, tag, inner) for name, value in keys.items() for tag, inner in value.items()))
-    except TypeError:  # a member that cannot be hashed: no key DynamoDB accepts, but tell it apart all the same
-        return canonical_key(keys)
-
-
 #: ``{"PutRequest": {"Item": <item>}}`` and ``{"DeleteRequest": {"Key": <key>}}`` around the map, and ", ".
 _PUT_ENVELOPE = len(json.dumps({"PutRequest": {"Item": {}}})) - 2 + 2
 _DELETE_ENVELOPE = len(json.dumps({"DeleteRequest": {"Key": {}}})) - 2 + 2
-
-
-def request_size(request: Mapping[str, Any]) -> int:
-    """An upper bound of the bytes one write request adds to a BatchWriteItem body (as botocore sends it)."""
-    if "PutRequest" in request:
-        return _PUT_ENVELOPE + _wire_map(request["PutRequest"]["Item"], "PutRequest.Item")[1]
-    return _DELETE_ENVELOPE + _wire_map(request["DeleteRequest"]["Key"], "DeleteRequest.Key")[1]
 
 
 def _sequence(record: Mapping[str, Any], index: int) -> str:
@@ -378,7 +297,7 @@ def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
             is_put = False
         else:
             raise RecordError(f"record {index} (seq {seq}): unknown eventName {event!r}")
-        key = _key_id(keys)
+        key = key_id(keys)
         previous = writes.get(key)
         if previous is None:
             writes[key] = _Write(key, keys, request, is_put, seq, seq, size=size)
@@ -412,116 +331,6 @@ def chunk_writes(writes: Iterable[_Write]) -> list[list[_Write]]:
 # --------------------------------------------------------------------------------------------------
 # Writes → BatchWriteItem calls
 # --------------------------------------------------------------------------------------------------
-
-
-def is_retryable(error: BaseException) -> bool:
-    if isinstance(error, botocore.exceptions.ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return code in RETRYABLE_ERROR_CODES or status >= 500
-    return isinstance(error, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError)
-
-
-def _describe(error: BaseException) -> tuple[str, str]:
-    if isinstance(error, botocore.exceptions.ClientError):
-        err = error.response.get("Error", {})
-        code = str(err.get("Code") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
-        return code, str(err.get("Message", ""))[:500]
-    return type(error).__name__, str(error)[:500]
-
-
-@dataclass
-class _Outcome:
-    landed: list[_Write] = field(default_factory=list)
-    failed: list[tuple[_Write, str, str, bool]] = field(default_factory=list)
-    retries: int = 0
-    calls: int = 0
-
-    def merge(self, other: _Outcome) -> None:
-        self.landed += other.landed
-        self.failed += other.failed
-        self.retries += other.retries
-        self.calls += other.calls
-
-
-class _Writer:
-    def __init__(
-        self,
-        client: Any,
-        table_name: str,
-        key_names: frozenset[str],
-        time_left: Callable[[], float] | None,
-        retry: RetryPolicy,
-    ) -> None:
-        self.client = client
-        self.table_name = table_name
-        self.key_names = key_names
-        self.time_left = time_left
-        self.retry = retry
-
-    def _short_of_time(self, delay: float = 0.0) -> bool:
-        return self.time_left is not None and self.time_left() - delay < self.retry.safety_margin_s
-
-    def _unprocessed_keys(self, unprocessed: list[Mapping[str, Any]]) -> set[Hashable] | None:
-        keys: set[Hashable] = set()
-        for request in unprocessed:
-            if "PutRequest" in request:
-                item = request["PutRequest"]["Item"]
-                key = {name: item[name] for name in self.key_names if name in item}
-            elif "DeleteRequest" in request:
-                key = dict(request["DeleteRequest"]["Key"])
-            else:
-                return None
-            keys.add(_key_id(key))
-        return keys
-
-    def run(self, chunk: list[_Write]) -> _Outcome:
-        out = _Outcome()
-        pending = list(chunk)
-        attempt = 0
-        while pending:
-            if self._short_of_time():
-                out.failed += [(w, "Deadline", "time ran short before the write", True) for w in pending]
-                return out
-            out.calls += 1
-            try:
-                response = self.client.batch_write_item(RequestItems={self.table_name: [w.request for w in pending]})
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-                code, message = _describe(error)
-                if not is_retryable(error):
-                    if len(pending) == 1:
-                        out.failed.append((pending[0], code, message, False))
-                        return out
-                    # One bad item refuses the whole call: write each alone to find it.
-                    for write in pending:
-                        out.merge(self.run([write]))
-                    return out
-            else:
-                unprocessed = response.get("UnprocessedItems", {}).get(self.table_name) or []
-                if not unprocessed:
-                    out.landed += pending
-                    return out
-                unprocessed_keys = self._unprocessed_keys(unprocessed)
-                still = [w for w in pending if unprocessed_keys is not None and w.key in unprocessed_keys]
-                if len(still) == len(unprocessed):
-                    out.landed += [w for w in pending if unprocessed_keys is not None and w.key not in unprocessed_keys]
-                    pending = still
-                # else: the answer cannot be matched to the requests — send them all again (idempotent).
-                code, message = "UnprocessedItems", f"{len(pending)} unprocessed"
-            attempt += 1
-            if attempt >= self.retry.max_attempts:
-                out.failed += [(w, code, f"gave up after {attempt} attempts: {message}", True) for w in pending]
-                return out
-            delay = self.retry.delay(attempt)
-            if self._short_of_time(delay):
-                out.failed += [
-                    (w, "Deadline", f"time ran short while retrying {code}: {message}", True) for w in pending
-                ]
-                return out
-            out.retries += 1
-            if delay > 0:
-                self.retry.sleep(delay)
-        return out
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -566,28 +375,33 @@ def apply_records(
     if not writes:
         return result
     key_names = frozenset(name for w in writes for name in w.keys)
-    writer = _Writer(client, table_name, key_names, time_left, policy)
     chunks = chunk_writes(writes)
-    outcome = _Outcome()
+
+    def run(chunk: list[_Write]) -> WriteOutcome:
+        return write_batch(
+            client, table_name, [w.request for w in chunk], key_names=key_names, retry=policy, time_left=time_left
+        )
+
+    outcomes: list[WriteOutcome]
     workers = max(1, min(max_workers, len(chunks)))
     if workers == 1:
-        for chunk in chunks:
-            outcome.merge(writer.run(chunk))
+        outcomes = [run(chunk) for chunk in chunks]
     else:
-        futures = [_pool(max_workers).submit(writer.run, chunk) for chunk in chunks]
+        futures = [_pool(max_workers).submit(run, chunk) for chunk in chunks]
         # Every call has ended before this returns or raises: no write of this batch may still be
         # in flight (or frozen with the Lambda) when the next batch, or a retry of this one, starts.
         wait(futures)
-        for future in futures:
-            outcome.merge(future.result())
-    result.calls = outcome.calls
-    result.retries = outcome.retries
-    result.puts = sum(1 for w in outcome.landed if w.is_put)
-    result.deletes = len(outcome.landed) - result.puts
-    result.failed = [
-        FailedKey(w.keys, w.first_seq, w.last_seq, w.records, code, message, retryable)
-        for w, code, message, retryable in outcome.failed
-    ]
+        outcomes = [future.result() for future in futures]
+    landed: list[_Write] = []
+    for chunk, outcome in zip(chunks, outcomes, strict=True):
+        result.calls += outcome.calls
+        result.retries += outcome.retries
+        landed += [chunk[i] for i in outcome.landed]
+        for f in outcome.failed:
+            w = chunk[f.index]
+            result.failed.append(FailedKey(w.keys, w.first_seq, w.last_seq, w.records, f.code, f.message, f.retryable))
+    result.puts = sum(1 for w in landed if w.is_put)
+    result.deletes = len(landed) - result.puts
     return result
 
 

@@ -7,7 +7,8 @@ external id) and applies each batch through :func:`.core.apply_records`.
 Environment: ``TARGET_TABLE``, ``TARGET_REGION``, ``WRITER_ROLE_ARN``, ``EXTERNAL_ID`` and, for a local
 emulator only, ``TARGET_ENDPOINT_URL`` (used for STS and DynamoDB). Optional tuning:
 ``MAX_WORKERS`` (parallel BatchWriteItem calls, default 8), ``SAFETY_MARGIN_S`` (seconds kept free
-before the Lambda's deadline, default 5).
+before the Lambda's deadline, default 5), and the retry limits of migrator's configuration
+(``RETRY_MAX_ATTEMPTS``, ``RETRY_BASE_DELAY_S``, ``RETRY_MAX_DELAY_S``; defaults: :class:`.batch.RetryPolicy`'s).
 
 The assumed-role credentials and the client built from them are cached at module level (one per
 warm execution environment) and refreshed ``REFRESH_BEFORE_S`` before they expire — never per record.
@@ -28,7 +29,8 @@ from typing import Any
 import boto3
 import botocore.config
 
-from .core import ApplyResult, RetryPolicy, apply_records, oldest_record_age_s
+from .batch import RetryPolicy
+from .core import ApplyResult, apply_records, oldest_record_age_s
 
 REFRESH_BEFORE_S = 300.0
 SESSION_NAME = "migrator-replicator"
@@ -52,6 +54,9 @@ class Settings:
     endpoint_url: str | None
     max_workers: int
     safety_margin_s: float
+    retry_max_attempts: int = RetryPolicy.max_attempts
+    retry_base_delay_s: float = RetryPolicy.base_delay
+    retry_max_delay_s: float = RetryPolicy.max_delay
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +72,17 @@ class Settings:
             endpoint_url=env.get("TARGET_ENDPOINT_URL") or None,
             max_workers=int(env.get("MAX_WORKERS") or 8),
             safety_margin_s=float(env.get("SAFETY_MARGIN_S") or 5.0),
+            retry_max_attempts=int(env.get("RETRY_MAX_ATTEMPTS") or RetryPolicy.max_attempts),
+            retry_base_delay_s=float(env.get("RETRY_BASE_DELAY_S") or RetryPolicy.base_delay),
+            retry_max_delay_s=float(env.get("RETRY_MAX_DELAY_S") or RetryPolicy.max_delay),
+        )
+
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            base_delay=self.retry_base_delay_s,
+            max_delay=self.retry_max_delay_s,
+            safety_margin_s=self.safety_margin_s,
         )
 
 
@@ -193,7 +209,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, 
                 records,
                 time_left=time_left if remaining is not None else None,
                 max_workers=settings.max_workers,
-                retry=RetryPolicy(safety_margin_s=settings.safety_margin_s),
+                retry=settings.retry(),
             )
         except Exception as error:
             _log(

@@ -1,3 +1,5 @@
+data "aws_partition" "current" {}
+
 data "aws_iam_policy_document" "trust" {
   statement {
     sid     = "ReplicatorAssumeRole"
@@ -9,7 +11,7 @@ data "aws_iam_policy_document" "trust" {
     # aws:PrincipalArn.
     principals {
       type        = "AWS"
-      identifiers = ["arn:aws:iam::${var.source_account_id}:root"]
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${var.source_account_id}:root"]
     }
 
     condition {

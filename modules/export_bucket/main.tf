@@ -1,5 +1,7 @@
+data "aws_partition" "current" {}
+
 locals {
-  source_account_principal = "arn:aws:iam::${var.source_account_id}:root"
+  source_account_principal = "arn:${data.aws_partition.current.partition}:iam::${var.source_account_id}:root"
 }
 
 resource "aws_s3_bucket" "this" {

@@ -3,10 +3,13 @@ locals {
 
   environment = merge(
     {
-      TARGET_TABLE    = var.target_table_name
-      TARGET_REGION   = var.target_region
-      WRITER_ROLE_ARN = var.writer_role_arn
-      EXTERNAL_ID     = var.external_id
+      TARGET_TABLE       = var.target_table_name
+      TARGET_REGION      = var.target_region
+      WRITER_ROLE_ARN    = var.writer_role_arn
+      EXTERNAL_ID        = var.external_id
+      RETRY_MAX_ATTEMPTS = tostring(var.retry.max_attempts)
+      RETRY_BASE_DELAY_S = tostring(var.retry.base_delay_s)
+      RETRY_MAX_DELAY_S  = tostring(var.retry.max_delay_s)
     },
     var.target_endpoint_url == null ? {} : { TARGET_ENDPOINT_URL = var.target_endpoint_url },
   )

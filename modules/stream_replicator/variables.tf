@@ -161,6 +161,21 @@ variable "timeout" {
   }
 }
 
+variable "retry" {
+  description = "How the function retries throttled, 5xx and unprocessed writes: full-jitter backoff (migrator's retry: setting)."
+  type = object({
+    max_attempts = optional(number, 30)
+    base_delay_s = optional(number, 0.05)
+    max_delay_s  = optional(number, 5)
+  })
+  default = {}
+
+  validation {
+    condition     = var.retry.max_attempts >= 1 && var.retry.base_delay_s > 0 && var.retry.max_delay_s >= var.retry.base_delay_s
+    error_message = "retry needs max_attempts >= 1, base_delay_s > 0 and max_delay_s >= base_delay_s."
+  }
+}
+
 variable "memory_size" {
   description = "Function memory, in MB."
   type        = number

@@ -76,8 +76,11 @@ resource "aws_dynamodb_table" "this" {
 
   lifecycle {
     # import_table only acts when the table is created; a later change must never replace the table.
-    ignore_changes  = [import_table]
-    prevent_destroy = true
+    # No prevent_destroy: it would make the plan itself fail, so neither plan review nor migrator could
+    # see what forces a replacement. migrator refuses every plan that destroys or replaces a DynamoDB
+    # table before it applies anything (docs/architecture.md, invariant 6), and deletion protection
+    # (deletion_protection, on by default) refuses a DeleteTable from anyone else.
+    ignore_changes = [import_table]
 
     precondition {
       condition     = !local.provisioned || (var.read_capacity != null && var.write_capacity != null && alltrue([for g in var.global_secondary_indexes : g.read_capacity != null && g.write_capacity != null]))

@@ -21,6 +21,7 @@ module "replicator" {
   maximum_retry_attempts             = var.replicator.maximum_retry_attempts
   parallelization_factor             = var.replicator.parallelization_factor
   timeout                            = var.replicator.timeout
+  retry                              = var.replicator.retry
   memory_size                        = var.replicator.memory_size
   log_retention_days                 = var.replicator.log_retention_days
   iterator_age_alarm_ms              = var.replicator.iterator_age_alarm_ms

@@ -1,0 +1,16 @@
+"""The ``migrator`` command line: one module per command (and its rendering), registered on one app."""
+
+from __future__ import annotations
+
+from .app import app
+
+# Registered in the order `migrator --help` lists the commands.
+# isort: off
+from . import plan, apply, replicate, verify, redrive, status, cutover, demo
+# isort: on
+
+__all__ = ["app", "apply", "cutover", "demo", "main", "plan", "redrive", "replicate", "status", "verify"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,274 @@
+"""`make demo`: a whole migration on the embedded emulator, two accounts, under live writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from ..aws.session import AccountSession
+from .emulator import start_emulator
+
+SOURCE_ACCOUNT = "222222222222"
+TARGET_ACCOUNT = "111111111111"
+REGION = "us-east-1"
+TABLE = "Orders"
+CUSTOMERS = 97
+
+
+def demo_config(endpoint: str) -> dict[str, Any]:
+    return {
+        "migration": "orders-demo",
+        "source": {
+            "account_id": SOURCE_ACCOUNT,
+            "region": REGION,
+            "table": TABLE,
+            "role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops",
+        },
+        "target": {
+            "account_id": TARGET_ACCOUNT,
+            "region": REGION,
+            "role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops",
+        },
+        "endpoint_url": endpoint,
+    }
+
+
+def create_source_table(ddb: Any) -> None:
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "customer", "AttributeType": "S"},
+            {"AttributeName": "created", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-customer",
+                "KeySchema": [
+                    {"AttributeName": "customer", "KeyType": "HASH"},
+                    {"AttributeName": "created", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def make_item(rng: random.Random, n: int, version: int = 0) -> dict[str, Any]:
+    """A varied item: strings, 38-digit numbers, binary, sets, nested maps and lists, empty strings."""
+    order = f"order#{n:06d}"
+    item: dict[str, Any] = {
+        "pk": {"S": f"customer#{n % CUSTOMERS:03d}"},
+        "sk": {"S": order},
+        "customer": {"S": f"customer#{n % CUSTOMERS:03d}"},
+        "created": {"N": str(1_700_000_000 + n)},
+        "version": {"N": str(version)},
+        "total": {"N": str(Decimal(rng.randint(1, 10**6)) / 100)},
+        "precise": {"N": "1234567890123456789012345678901234567" + str(rng.randint(0, 9))},
+        "note": {"S": "" if n % 11 == 0 else f"note {rng.random():.6f}"},
+    }
+    kind = n % 5
+    if kind == 0:
+        item["payload"] = {"B": rng.randbytes(rng.randint(1, 64))}
+    elif kind == 1:
+        item["tags"] = {"SS": sorted({f"t{rng.randint(0, 20)}" for _ in range(rng.randint(1, 5))})}
+    elif kind == 2:
+        item["scores"] = {"NS": sorted({str(rng.randint(-1000, 1000)) for _ in range(rng.randint(1, 5))})}
+    elif kind == 3:
+        item["blobs"] = {"BS": [bytes([i, rng.randint(0, 255)]) for i in range(rng.randint(1, 3))]}
+    else:
+        item["lines"] = {
+            "L": [
+                {
+                    "M": {
+                        "sku": {"S": f"sku-{rng.randint(1, 500)}"},
+                        "qty": {"N": str(rng.randint(1, 9))},
+                        "gift": {"BOOL": rng.random() < 0.2},
+                        "memo": {"NULL": True},
+                    }
+                }
+                for _ in range(rng.randint(1, 4))
+            ]
+        }
+    return item
+
+
+def fill(ddb: Any, count: int, rng: random.Random, table: str = TABLE) -> None:
+    requests = [{"PutRequest": {"Item": make_item(rng, n)}} for n in range(count)]
+    for i in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: requests[i : i + 25]}
+        while pending:
+            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+@dataclass
+class LiveWriter:
+    """Puts, updates and deletes on the source table from a background thread until stopped."""
+
+    ddb: Any
+    items: int
+    table: str = TABLE
+    seed: int = 7
+    pause: float = 0.004
+    counts: Counter[str] = field(default_factory=Counter)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="live-writer", daemon=True)
+        self._next = self.items
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> Counter[str]:
+        self.stop_event.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.counts
+
+    def _run(self) -> None:
+        rng = random.Random(self.seed)
+        try:
+            while not self.stop_event.is_set():
+                roll = rng.random()
+                if roll < 0.3:
+                    self.ddb.put_item(TableName=self.table, Item=make_item(rng, self._next, 1))
+                    self._next += 1
+                    self.counts["puts"] += 1
+                else:
+                    n = rng.randrange(self._next)
+                    key = {"pk": {"S": f"customer#{n % CUSTOMERS:03d}"}, "sk": {"S": f"order#{n:06d}"}}
+                    if roll < 0.8:
+                        self.ddb.update_item(
+                            TableName=self.table,
+                            Key=key,
+                            UpdateExpression="SET version = if_not_exists(version, :z) + :one, note = :note, "
+                            "customer = :c, created = :t",
+                            ExpressionAttributeValues={
+                                ":z": {"N": "0"},
+                                ":one": {"N": "1"},
+                                ":note": {"S": f"updated {rng.random():.5f}"},
+                                ":c": key["pk"],
+                                ":t": {"N": str(1_700_000_000 + n)},
+                            },
+                        )
+                        self.counts["updates"] += 1
+                    else:
+                        self.ddb.delete_item(TableName=self.table, Key=key)
+                        self.counts["deletes"] += 1
+                time.sleep(self.pause)
+        except BaseException as err:  # surfaced by stop()
+            self.error = err
+
+
+def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | None = None) -> bool:
+    from ..cli.progress import RichReporter
+    from ..cli.status import render_status
+    from ..context import MigrationContext
+    from ..dataplane.replicate import run_local
+    from ..dataplane.verify import ScanEngine
+    from ..dataplane.verify.run import run_verify
+    from ..phases import EXPORT, PHASES, PREPARE, ApplyOptions
+    from ..phases.runner import PhaseRunner
+    from ..readmodels.status import collect_status
+
+    console = console or Console(stderr=True)
+    # The emulator takes any credentials; the demo's own are fake, so no real account can be touched.
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo-secret",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="migrator-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    emulator = start_emulator()
+    try:
+        console.rule("migrator demo")
+        console.print(
+            f"emulator (moto server) at {emulator.endpoint}; source account {SOURCE_ACCOUNT}, "
+            f"target account {TARGET_ACCOUNT}; work dir {workdir}"
+        )
+        config_path = workdir / "migration.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(emulator.endpoint), sort_keys=False), encoding="utf-8")
+        source = AccountSession(
+            SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=emulator.endpoint
+        )
+        ddb = source.client("dynamodb")
+        create_source_table(ddb)
+        fill(ddb, items, random.Random(1))
+        console.print(f"source table {TABLE}: {items} items (composite key, GSI by-customer), no stream, no PITR")
+
+        writer = LiveWriter(ddb, items)
+        writer.start()
+        console.print("live writer started: puts, updates and deletes on the source until the end")
+        migration = MigrationContext.load(config_path, RichReporter(console))
+        migration.waits.export_poll_s = 0.5
+        runner = PhaseRunner(migration)
+        timings: dict[str, float] = {}
+        # The source starts without stream and PITR: the first phase enables them, as an operator would ask.
+        options = ApplyOptions(enable_stream=True, enable_pitr=True)
+        for p in PHASES:
+            t0 = time.monotonic()
+            runner.apply(p.number, options if p == PREPARE else ApplyOptions())
+            timings[f"phase_{p.number}_s"] = round(time.monotonic() - t0, 1)
+            if p == EXPORT:
+                console.rule("migrator status (mid-migration)")
+                console.print(render_status(collect_status(migration)))
+
+        console.rule("replication (local runner: the emulator does not execute Lambda)")
+        stop = threading.Event()
+        background = threading.Thread(
+            target=lambda: run_local(migration, until_caught_up=False, stop=stop), name="local-replicator", daemon=True
+        )
+        background.start()
+        time.sleep(3.0)
+        counts = writer.stop()
+        stop.set()
+        background.join()
+        run_local(migration, until_caught_up=True)
+
+        console.rule("verify")
+        result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
+        sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+        sys.stdout.flush()
+        summary = {
+            "items_filled": items,
+            "live_writes": sum(counts.values()),
+            **{f"live_{k}": v for k, v in sorted(counts.items())},
+            **timings,
+            "total_s": round(time.monotonic() - started, 1),
+        }
+        console.print("summary: " + json.dumps(summary), soft_wrap=True, highlight=False)
+        if result.clean:
+            console.print("[bold green]the target table equals the source: zero missing, different, extraneous[/]")
+        else:
+            console.print("[bold red]the tables differ[/]")
+        return bool(result.clean)
+    finally:
+        emulator.stop()

