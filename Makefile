@@ -22,7 +22,11 @@ ifneq ($(wildcard $(TF_PLUGIN_MIRROR)/registry.terraform.io),)
 export TF_CLI_CONFIG_FILE := $(CURDIR)/tf.rc
 endif
 
-.PHONY: install test test-fast demo lint fmt bench plan status verify phase-1 phase-2 phase-3 phase-4 clean
+.PHONY: help install test test-fast demo lint fmt bench plan status verify clean
+
+help: install
+	@echo "make demo | test | test-fast | lint | bench | plan PHASE=N | status | verify, and the phases:"
+	@$(MIGRATOR) phases
 
 install: $(STAMP)
 
@@ -35,8 +39,12 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/pytest
 
+# No Terraform, no bundled engine, no end-to-end or long property/chaos run. Terraform and the engine are
+# replaced by stand-ins that record and refuse every call; tests/conftest.py fails the run on any call.
 test-fast: install
-	$(BIN)/pytest -m "not terraform and not e2e"
+	@rm -f .pytest-terraform-calls
+	MIGRATOR_TERRAFORM=$(CURDIR)/tests/forbidden/terraform PYTHONPATH=$(CURDIR)/tests/forbidden \
+	  $(BIN)/pytest -m "not terraform and not e2e and not slow"
 
 demo: install
 	$(MIGRATOR) demo $(ARGS)
@@ -84,8 +92,9 @@ status: install
 verify: install
 	$(MIGRATOR) verify --config $(CONFIG) $(ARGS)
 
-phase-1 phase-2 phase-3 phase-4: install
-	$(MIGRATOR) apply --phase $(@:phase-%=%) --config $(CONFIG) $(ARGS)
+# Every phase of `migrator phases`: make phase-1, make phase-2, …
+phase-%: install
+	$(MIGRATOR) apply --phase $* --config $(CONFIG) $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

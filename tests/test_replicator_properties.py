@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.aws import AccountSession
-from migrator.local_replicator import replicate_local
-from migrator.replicator.core import RetryPolicy, apply_records, canonical_key, last_applied_sequence
+from migrator.aws.session import AccountSession
+from migrator.dataplane.stream import replicate_local
+from migrator.replicator.batch import RetryPolicy
+from migrator.replicator.core import apply_records, last_applied_sequence
 
-from .conftest import make_table, stream_record
+from .conftest import key_id, make_table, stream_record
 from .test_local_replicator import ARN, FakeShard, FakeStreams
 from .test_replicator_core import FakeDynamo, client_error
 
@@ -69,7 +70,7 @@ def to_stream(ops: list[tuple[str, str, dict[str, Any]]]) -> tuple[list[Change],
     changes: list[Change] = []
     seq = 100
     for pk, op, attrs in ops:
-        key = canonical_key(_keys(pk))
+        key = key_id(_keys(pk))
         old = model.get(key)
         seq += random.choice([1, 7, 1000])  # increasing, not contiguous, different lengths
         if op == "put":
@@ -106,6 +107,7 @@ def flaky(rng: random.Random) -> Any:
     return fault
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(ops=operations, cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8), seed=st.integers(0, 2**32))
 def test_batches_through_a_faulty_target_converge_to_the_source(
@@ -120,6 +122,7 @@ def test_batches_through_a_faulty_target_converge_to_the_source(
     assert target.items == model
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     ops=operations,
@@ -193,6 +196,7 @@ def build_shards(changes: list[Change], splits: list[int], rng: random.Random) -
     return all_shards
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layout=shard_layouts())
 def test_local_driver_over_random_shard_layouts_converges_to_the_source(
@@ -232,6 +236,7 @@ def emulator_table(moto_endpoint: str) -> tuple[Any, str]:
     return session.client("dynamodb"), name
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations, cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6), seed=st.integers(0, 2**32))
 def test_batches_applied_to_the_emulator_converge_to_the_source(
@@ -245,7 +250,7 @@ def test_batches_applied_to_the_emulator_converge_to_the_source(
     for batch in split([c.record for c in changes], cuts):
         assert apply_records(client, table, batch).ok
     items = client.scan(TableName=table, ConsistentRead=True)["Items"]
-    assert {canonical_key({"pk": i["pk"], "sk": i["sk"]}): i for i in items} == model
+    assert {key_id({"pk": i["pk"], "sk": i["sk"]}): i for i in items} == model
 
 
 def test_the_models_really_differ_when_order_is_broken() -> None:

@@ -43,6 +43,7 @@ value = st.recursive(
 item = st.dictionaries(text, value, min_size=1, max_size=6)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(item, min_size=1, max_size=5))
 def test_size_bound_never_undercounts_the_real_body_and_botocore_accepts_the_request(
