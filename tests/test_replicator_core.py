@@ -81,13 +81,13 @@ class FakeDynamo:
         self.key_names = key_names
         self.fault = fault
         self.call_delay = call_delay
-        self.items: dict[str, dict[str, Any]] = {}
+        self.items: dict[bytes, dict[str, Any]] = {}
         self.calls: list[list[dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def _key(self, request: dict[str, Any]) -> str:
+    def _key(self, request: dict[str, Any]) -> bytes:
         if "PutRequest" in request:
             item = request["PutRequest"]["Item"]
             for name in self.key_names:
@@ -310,20 +310,27 @@ def test_an_item_of_about_400_kb_survives(target_table: tuple[Any, str]) -> None
 
 
 @pytest.mark.parametrize("event", ["INSERT", "MODIFY"])
-def test_a_record_without_new_image_is_refused_before_anything_is_written(event: str) -> None:
+def test_a_record_without_new_image_is_reported_at_its_sequence_and_only_the_records_before_it_are_written(
+    event: str,
+) -> None:
     fake = FakeDynamo()
     keys_only = stream_record(event, keys("k"), 7)
     keys_only["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
-    with pytest.raises(RecordError, match=r"no NewImage.*KEYS_ONLY"):
-        apply_records(fake, "T", [put("ok", 6), keys_only])
-    assert fake.calls == []
+    result = apply_records(fake, "T", [put("ok", 6), keys_only, put("after", 8)])
+    assert result.lowest_failed_sequence == f"{7:021d}"
+    assert [(f.code, f.retryable) for f in result.failed] == [("RecordError", False)]
+    assert "no NewImage" in result.failed[0].message and "KEYS_ONLY" in result.failed[0].message
+    assert result.refused == 2
+    assert fake.item("ok") is not None and fake.item("after") is None
+    assert last_applied_sequence([put("ok", 6), keys_only, put("after", 8)], result) == f"{6:021d}"
 
 
-def test_an_unknown_event_name_is_refused() -> None:
+def test_an_unknown_event_name_is_reported_at_its_sequence() -> None:
     record = put("a", 1)
     record["eventName"] = "UPSERT"
-    with pytest.raises(RecordError, match="unknown eventName"):
-        apply_records(FakeDynamo(), "T", [record])
+    result = apply_records(FakeDynamo(), "T", [record])
+    assert result.lowest_failed_sequence == f"{1:021d}"
+    assert "unknown eventName" in result.failed[0].message
 
 
 def test_a_record_without_sequence_number_is_refused() -> None:
@@ -382,14 +389,14 @@ def test_no_batch_write_holds_the_same_key_twice() -> None:
 
 
 def test_writes_run_concurrently_across_distinct_keys() -> None:
-    fake = FakeDynamo(call_delay=0.05)
+    # Each call waits until four are in flight at once: run one at a time, the barrier would break.
+    barrier = threading.Barrier(4, timeout=60)
+    fake = FakeDynamo(fault=lambda n, requests: (barrier.wait(), None)[1])
     records = [put(f"k{i}", i) for i in range(1, 201)]  # 8 calls of 25
-    started = time.monotonic()
     result = apply_records(fake, "T", records, max_workers=8)
     assert result.ok
     assert len(fake.calls) == 8
     assert fake.max_in_flight >= 4
-    assert time.monotonic() - started < 0.05 * 8 * 0.75
 
 
 def test_large_requests_are_split_under_the_16_mb_limit() -> None:

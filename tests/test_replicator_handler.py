@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,6 @@ import pytest
 
 from migrator.aws.session import AccountSession
 from migrator.replicator import handler as lambda_handler
-from migrator.replicator.core import RecordError
 
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, TARGET_ACCOUNT, make_table, stream_record
 from .test_replicator_core import FakeDynamo, client_error, delete, keys, put
@@ -128,7 +131,9 @@ def test_handler_drops_cached_credentials_when_the_token_is_refused(
     lambda_handler.handler(_event(put("a", 1)), Context())
     assert lambda_handler._cached is not None
     refusing = FakeDynamo(table=lambda_env, fault=lambda n, r: client_error("ExpiredTokenException"))
-    monkeypatch.setattr(lambda_handler._cached, "client", refusing)
+    cached = lambda_handler._cached
+    for timeouts in list(cached.clients):  # the warm client (one per timeout pair) now gets refused tokens
+        monkeypatch.setitem(cached.clients, timeouts, refusing)
     out = lambda_handler.handler(_event(put("b", 2)), Context())
     assert out == {"batchItemFailures": [{"itemIdentifier": f"{2:021d}"}]}
     assert lambda_handler._cached is None
@@ -136,25 +141,120 @@ def test_handler_drops_cached_credentials_when_the_token_is_refused(
     assert len(assume_calls) == 2
 
 
-def test_deadline_returns_batch_item_failure_with_the_lowest_sequence(
-    lambda_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+class Countdown:
+    """A Lambda context whose remaining time runs down with the clock, from ``timeout_s``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+class ThrottlingEndpoint:
+    """A local endpoint that answers STS AssumeRole and throttles every DynamoDB call (optionally late)."""
+
+    ASSUMED = (
+        '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>'
+        "<AccessKeyId>ASIATHROTTLED</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>"
+        "<Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser>"
+        "<Arn>arn:aws:sts::111111111111:assumed-role/w/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId>"
+        "</AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+        "</AssumeRoleResponse>"
+    )
+
+    def __init__(self, answer_after_s: float = 0.0) -> None:
+        self.dynamodb_calls = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if "DynamoDB" in (self.headers.get("X-Amz-Target") or ""):
+                    outer.dynamodb_calls += 1
+                    time.sleep(answer_after_s)
+                    body = json.dumps(
+                        {
+                            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                            "message": "The level of configured provisioned throughput for the table was exceeded.",
+                        }
+                    ).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                else:
+                    body = outer.ASSUMED.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (read timeout)
+                    self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ThrottlingEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.mark.parametrize("answer_after_s", [0.0, 5.0], ids=["throttled at once", "throttled after 5 s"])
+def test_under_endless_throttling_the_handler_returns_with_its_safety_margin_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], answer_after_s: float
 ) -> None:
-    context = Context(remaining_ms=12_000)
-
-    def burn(n: int, requests: list[dict[str, Any]]) -> Any:
-        context.remaining_ms -= 3_000  # each call takes 3 s of the Lambda's time
-        return client_error("ProvisionedThroughputExceededException")
-
-    throttled = FakeDynamo(table=lambda_env, fault=burn)
-    monkeypatch.setattr(lambda_handler, "target_client", lambda settings: throttled)
-    records = [put("b", 41), put("a", 40), put("c", 42), put("a", 43)]
-    out = lambda_handler.handler(_event(*records), context)
+    """The handler's real client (one attempt per call, timeouts bounded by the time left) against an
+    endpoint that throttles every call: every retry is the core's, and it stops in time."""
+    timeout_s, margin_s = 12.0, 5.0
+    with ThrottlingEndpoint(answer_after_s) as endpoint:
+        for name, value in {
+            "TARGET_TABLE": "T",
+            "TARGET_REGION": "us-east-1",
+            "WRITER_ROLE_ARN": WRITER_ROLE,
+            "EXTERNAL_ID": "ext-1234",
+            "TARGET_ENDPOINT_URL": endpoint.url,
+            "SAFETY_MARGIN_S": str(margin_s),
+        }.items():
+            monkeypatch.setenv(name, value)
+        lambda_handler.reset_credentials()
+        context = Countdown(timeout_s)
+        records = [put("b", 41), put("a", 40), put("c", 42), put("a", 43)]
+        try:
+            out = lambda_handler.handler(_event(*records), context)
+            left_ms = context.get_remaining_time_in_millis()
+        finally:
+            lambda_handler.reset_credentials()
     assert out == {"batchItemFailures": [{"itemIdentifier": f"{40:021d}"}]}
     assert json.loads(json.dumps(out)) == out  # the shape Lambda reads back
-    assert context.remaining_ms >= 0  # stopped before the Lambda was killed
+    assert left_ms >= margin_s * 1000, f"returned with {left_ms} ms left, inside the {margin_s} s margin"
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["failures"] == 3
     assert line["lowest_failed_sequence"] == f"{40:021d}"
+    assert line["attempts"] == endpoint.dynamodb_calls >= 2  # one attempt per call, each one counted
+    assert line["time_left_ms"] >= margin_s * 1000
+
+
+def test_call_timeouts_fit_in_half_of_the_time_before_the_margin() -> None:
+    assert lambda_handler.call_timeouts(None, 5.0) == (lambda_handler.CONNECT_TIMEOUT_S, lambda_handler.READ_TIMEOUT_S)
+    connect, read = lambda_handler.call_timeouts(11.99, 5.0)
+    assert connect + read == 3.0  # half of the 6 whole seconds before the margin
+    assert lambda_handler.call_timeouts(11.98, 5.0) == (connect, read)  # warm invocations share one client
+    assert (
+        sum(lambda_handler.call_timeouts(299.9, 5.0))
+        == lambda_handler.CONNECT_TIMEOUT_S + lambda_handler.READ_TIMEOUT_S
+    )
 
 
 def test_handler_logs_one_json_line_per_batch_without_credentials(
@@ -179,12 +279,20 @@ def test_handler_logs_one_json_line_per_batch_without_credentials(
         assert secret not in lines[0]
 
 
-def test_handler_refuses_a_keys_only_stream_loudly(lambda_env: str, capsys: pytest.CaptureFixture[str]) -> None:
-    record = stream_record("MODIFY", keys("a"), 1)
+def test_a_record_the_core_cannot_apply_is_reported_not_fatal(
+    lambda_env: str, target: AccountSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = stream_record("MODIFY", keys("a"), 7)
     record["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
-    with pytest.raises(RecordError, match="NewImage"):
-        lambda_handler.handler(_event(record), Context())
-    assert "refused" in capsys.readouterr().out
+    out = lambda_handler.handler(_event(put("ok", 6), record, put("later", 8)), Context())
+    assert out == {"batchItemFailures": [{"itemIdentifier": f"{7:021d}"}]}  # the records before it are done
+    ddb = target.client("dynamodb")
+    assert "Item" in ddb.get_item(TableName=lambda_env, Key=keys("ok"), ConsistentRead=True)
+    assert "Item" not in ddb.get_item(TableName=lambda_env, Key=keys("later"), ConsistentRead=True)  # comes again
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["refused_records"] == 2
+    assert line["error_codes"] == ["RecordError"]
+    assert "NewImage" in line["errors"][0]
 
 
 def test_handler_with_an_empty_batch_reports_no_failures(lambda_env: str) -> None:

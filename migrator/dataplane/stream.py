@@ -268,6 +268,9 @@ class _Run:
                 safe = last_applied_sequence(records, result)
                 if safe is not None:
                     self._checkpoint(sid, safe)
+                unappliable = [f for f in result.failed if f.code == "RecordError"]
+                if unappliable:  # it would fail the same way every round: there is no failure destination here
+                    raise LocalReplicationError(f"shard {sid}: {unappliable[0].message}")
                 refused = any(not f.retryable for f in result.failed)
                 first = result.failed[0]
                 self._failed_round(sid, refused, f"{first.code}: {first.message}")

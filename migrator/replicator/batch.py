@@ -89,14 +89,16 @@ class RetryPolicy:
     """How failed calls are retried.
 
     The delay before retry ``n`` (1-based) is ``rand() * min(max_delay, base_delay * 2**(n-1))``
-    ("full jitter"). A retry is not started when ``time_left() - delay`` would fall below
-    ``safety_margin_s``; nor is any call when ``time_left()`` already has.
+    ("full jitter"). ``call_timeout_s`` is the longest one call can take (its client's connect and read
+    timeouts, one attempt per call). No call is started unless it would end with ``safety_margin_s``
+    still left: a retry waits only when ``time_left() - delay - call_timeout_s`` stays above the margin.
     """
 
     max_attempts: int = 30
     base_delay: float = 0.05
     max_delay: float = 5.0
     safety_margin_s: float = 5.0
+    call_timeout_s: float = 0.0
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
 
@@ -114,7 +116,10 @@ class _Clock:
     retry: RetryPolicy
 
     def short(self, delay: float = 0.0) -> bool:
-        return self.time_left is not None and self.time_left() - delay < self.retry.safety_margin_s
+        """True when a call started after ``delay`` might not end before the safety margin."""
+        if self.time_left is None:
+            return False
+        return self.time_left() - delay - self.retry.call_timeout_s < self.retry.safety_margin_s
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ What it guarantees (docs/architecture.md, invariants 3 and 4):
   that text to botocore would base64 it a second time, so text binary values are decoded back to the
   bytes they stand for. Values that are already ``bytes`` (a ``GetRecords`` answer) pass untouched.
 * Every ``AttributeValue`` is checked (one tag, the Python type botocore expects) while it is
-  converted, so a record that botocore would refuse is refused up front as a :class:`RecordError`
-  and the requests the core builds are valid by construction; its client may skip botocore's own
-  parameter validation (the Lambda's does). Calls are sized with an upper bound of botocore's JSON
-  body, kept under the 16 MB limit.
+  converted, so a record that botocore would refuse is refused up front (reported at its sequence
+  number, with the records after it) and the requests the core builds are valid by construction;
+  its client may skip botocore's own parameter validation (the Lambda's does). Calls are sized with
+  an upper bound of botocore's JSON body, kept under the 16 MB limit.
 * Within a batch only the last change per key is written (the records are taken in stream order);
   one ``BatchWriteItem`` call never holds the same key twice, so several calls may be in flight at
   once without any two racing on one item.
@@ -57,7 +57,7 @@ REMOVE_EVENT = "REMOVE"
 
 
 class RecordError(ValueError):
-    """A stream record that cannot be applied at all (nothing of its batch is written)."""
+    """A stream record that cannot be applied (no NewImage, no Keys, an unknown event, a malformed value)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class ApplyResult:
     retries: int = 0  # calls repeated after throttling, 5xx or UnprocessedItems
     calls: int = 0  # BatchWriteItem calls made
     failed: list[FailedKey] = field(default_factory=list)
+    refused: int = 0  # records left unapplied from the first one that could not be applied (see apply_records)
 
     @property
     def ok(self) -> bool:
@@ -261,55 +262,87 @@ def _sequence(record: Mapping[str, Any], index: int) -> str:
     return seq
 
 
-def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
-    """Keep the last change per key (records are in stream order). Raises RecordError up front.
+@dataclass(frozen=True)
+class _Change:
+    key: Hashable
+    keys: dict[str, Any]
+    request: dict[str, Any]
+    is_put: bool
+    seq: str
+    size: int
 
-    Every record is checked and converted (:func:`_wire`), also those a later change of the same key
-    replaces: a batch holding a record that cannot be written is refused as a whole, before any call.
-    """
+
+def _change(record: Mapping[str, Any], index: int, seq: str) -> _Change:
+    """One record as the write it asks for, checked and converted (:func:`_wire`); RecordError if it cannot be."""
+    event = record.get("eventName")
+    body = record["dynamodb"]
+    raw_keys = body.get("Keys")
+    if not isinstance(raw_keys, Mapping) or not raw_keys:
+        raise RecordError(f"record {index} (seq {seq}): no dynamodb.Keys")
+    keys, key_size = _wire_map(raw_keys, f"record {index} Keys")
+    if event in WRITE_EVENTS:
+        image = body.get("NewImage")
+        if not isinstance(image, Mapping) or not image:
+            view = body.get("StreamViewType", "unknown")
+            raise RecordError(
+                f"record {index} (seq {seq}, {event}) has no NewImage (stream view type {view}): "
+                "the replicator needs a stream of NEW_IMAGE or NEW_AND_OLD_IMAGES; "
+                "refusing to write a partial item"
+            )
+        item, item_size = _wire_map(image, f"record {index}")
+        return _Change(key_id(keys), keys, {"PutRequest": {"Item": item}}, True, seq, _PUT_ENVELOPE + item_size)
+    if event == REMOVE_EVENT:  # a delete by anyone, TTL expiry (userIdentity Service) included
+        return _Change(key_id(keys), keys, {"DeleteRequest": {"Key": keys}}, False, seq, _DELETE_ENVELOPE + key_size)
+    raise RecordError(f"record {index} (seq {seq}): unknown eventName {event!r}")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The first record of a batch that cannot be applied: it and every record after it are left out."""
+
+    index: int
+    seq: str
+    keys: dict[str, Any]
+    error: RecordError
+
+
+def plan_batch(records: Sequence[Mapping[str, Any]]) -> tuple[list[_Write], Refusal | None]:
+    """Keep the last change per key (records are in stream order), up to the first record that cannot be
+    applied. Raises RecordError only for a record without a ``dynamodb`` section or a usable
+    ``SequenceNumber``: such a record cannot be reported by sequence number."""
     writes: dict[Hashable, _Write] = {}
     for index, record in enumerate(records):
-        event = record.get("eventName")
-        body = record.get("dynamodb")
-        if not isinstance(body, Mapping):
+        if not isinstance(record.get("dynamodb"), Mapping):
             raise RecordError(f"record {index}: no 'dynamodb' section")
         seq = _sequence(record, index)
-        raw_keys = body.get("Keys")
-        if not isinstance(raw_keys, Mapping) or not raw_keys:
-            raise RecordError(f"record {index} (seq {seq}): no dynamodb.Keys")
-        keys, key_size = _wire_map(raw_keys, f"record {index} Keys")
-        if event in WRITE_EVENTS:
-            image = body.get("NewImage")
-            if not isinstance(image, Mapping) or not image:
-                view = body.get("StreamViewType", "unknown")
-                raise RecordError(
-                    f"record {index} (seq {seq}, {event}) has no NewImage (stream view type {view}): "
-                    "the replicator needs a stream of NEW_IMAGE or NEW_AND_OLD_IMAGES; "
-                    "refusing to write a partial item"
-                )
-            item, item_size = _wire_map(image, f"record {index}")
-            request: dict[str, Any] = {"PutRequest": {"Item": item}}
-            size = _PUT_ENVELOPE + item_size
-            is_put = True
-        elif event == REMOVE_EVENT:  # a delete by anyone, TTL expiry (userIdentity Service) included
-            request = {"DeleteRequest": {"Key": keys}}
-            size = _DELETE_ENVELOPE + key_size
-            is_put = False
-        else:
-            raise RecordError(f"record {index} (seq {seq}): unknown eventName {event!r}")
-        key = key_id(keys)
-        previous = writes.get(key)
+        try:
+            change = _change(record, index, seq)
+        except RecordError as error:
+            raw = record["dynamodb"].get("Keys")
+            return list(writes.values()), Refusal(index, seq, dict(raw) if isinstance(raw, Mapping) else {}, error)
+        previous = writes.get(change.key)
         if previous is None:
-            writes[key] = _Write(key, keys, request, is_put, seq, seq, size=size)
+            writes[change.key] = _Write(
+                change.key, change.keys, change.request, change.is_put, seq, seq, size=change.size
+            )
         else:
-            previous.request = request
-            previous.is_put = is_put
+            previous.request = change.request
+            previous.is_put = change.is_put
             previous.last_seq = seq
             previous.records += 1
-            previous.size = size
+            previous.size = change.size
             if int(seq) < int(previous.first_seq):
                 previous.first_seq = seq
-    return list(writes.values())
+    return list(writes.values()), None
+
+
+def plan_writes(records: Sequence[Mapping[str, Any]]) -> list[_Write]:
+    """Keep the last change per key (records are in stream order); RecordError for any record that cannot
+    be applied, before any call."""
+    writes, refusal = plan_batch(records)
+    if refusal is not None:
+        raise refusal.error
+    return writes
 
 
 def chunk_writes(writes: Iterable[_Write]) -> list[list[_Write]]:
@@ -365,13 +398,23 @@ def apply_records(
     """Apply stream records (in stream order) to ``table_name`` through the low-level ``client``.
 
     ``time_left`` returns the seconds still available (the Lambda's remaining time); ``None`` means
-    no deadline. Raises :class:`RecordError` — before writing anything — for a record that cannot
-    be applied (no NewImage on INSERT/MODIFY, no Keys, unknown event).
+    no deadline. A record that cannot be applied (no NewImage on INSERT/MODIFY, no Keys, an unknown
+    event, a malformed value) is reported in :attr:`ApplyResult.failed` with code ``RecordError`` at its
+    sequence number; only the records before it are applied. Raises :class:`RecordError` only for a
+    record without a usable ``SequenceNumber``.
     """
     policy = retry or DEFAULT_RETRY
     result = ApplyResult(records_in=len(records))
-    writes = plan_writes(records)
+    writes, refusal = plan_batch(records)
     result.writes = len(writes)
+    if refusal is not None:
+        # Reported by its sequence number: the records before it are applied (and checkpointed by the
+        # driver); it and every later record come again, and after the mapping's retries the batch goes
+        # to the failure destination, where redrive re-reads the key from the source.
+        result.refused = len(records) - refusal.index
+        result.failed.append(
+            FailedKey(refusal.keys, refusal.seq, refusal.seq, 1, "RecordError", str(refusal.error), False)
+        )
     if not writes:
         return result
     key_names = frozenset(name for w in writes for name in w.keys)
