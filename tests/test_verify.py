@@ -404,33 +404,33 @@ def test_wrong_key_names_fail_loudly(pair: Pair) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def lagging_replicator(p: Pair, after: float) -> tuple[Callable[[str, int], None], threading.Event]:
-    """A progress callback that, once the scans are over, lets the target catch up ``after`` seconds later.
+def lagging_replicator(p: Pair, at_round: int | None) -> tuple[Callable[[str, int], None], threading.Event]:
+    """A progress callback that lets the target catch up just before re-check round ``at_round`` (1-based),
+    or never (``None``): the lag converges at a known point of the verify, whatever the machine's speed.
 
     The source holds the truth; the target lacks ``new``, has an old ``upd`` and still has ``del``.
     """
     put(p.src, p.name, item("new", v={"N": "1"}), item("upd", v={"N": "2"}))
     put(p.tgt, p.name, item("upd", v={"N": "1"}), item("del", v={"N": "1"}))
     caught_up = threading.Event()
-    started = threading.Event()
-
-    def catch_up() -> None:
-        time.sleep(after)
-        put(p.tgt, p.name, item("new", v={"N": "1"}), item("upd", v={"N": "2"}))
-        p.tgt.delete_item(TableName=p.name, Key=key("del"))
-        caught_up.set()
+    rounds = 0
 
     def progress(stage: str, count: int) -> None:
-        if stage == "recheck" and not started.is_set():
-            started.set()
-            threading.Thread(target=catch_up, daemon=True).start()
+        nonlocal rounds
+        if stage != "recheck":
+            return
+        rounds += 1  # reported before each round (and once more at the end)
+        if rounds == at_round and not caught_up.is_set():
+            put(p.tgt, p.name, item("new", v={"N": "1"}), item("upd", v={"N": "2"}))
+            p.tgt.delete_item(TableName=p.name, Key=key("del"))
+            caught_up.set()
 
     return progress, caught_up
 
 
 def test_recheck_ignores_differences_that_converge_after_the_scan(pair: Pair) -> None:
     put_both(pair, *(item(f"ok{i}") for i in range(10)))
-    progress, caught_up = lagging_replicator(pair, after=0.3)
+    progress, caught_up = lagging_replicator(pair, at_round=2)
     recheck_counts: list[int] = []
 
     def record(stage: str, count: int) -> None:
@@ -438,7 +438,7 @@ def test_recheck_ignores_differences_that_converge_after_the_scan(pair: Pair) ->
             recheck_counts.append(count)
         progress(stage, count)
 
-    result = pair.verify(recheck_rounds=3, recheck_delay=0.6, progress=record)
+    result = pair.verify(recheck_rounds=3, recheck_delay=0.01, progress=record)
     assert caught_up.is_set()
     assert recheck_counts[0] == 3  # the scan did see the lag: one of each kind
     assert result.clean, result.to_json()
@@ -446,23 +446,23 @@ def test_recheck_ignores_differences_that_converge_after_the_scan(pair: Pair) ->
 
 
 def test_without_recheck_a_lagging_target_is_reported(pair: Pair) -> None:
-    progress, _ = lagging_replicator(pair, after=0.3)
+    progress, _ = lagging_replicator(pair, at_round=1)
     result = pair.verify(recheck_rounds=0, progress=progress)
     assert (result.missing, result.different, result.extraneous) == (1, 1, 1)
 
 
 def test_recheck_that_ends_before_the_target_catches_up_reports_the_lag(pair: Pair) -> None:
-    progress, caught_up = lagging_replicator(pair, after=1.5)
-    result = pair.verify(recheck_rounds=2, recheck_delay=0.1, progress=progress)
+    progress, caught_up = lagging_replicator(pair, at_round=None)
+    result = pair.verify(recheck_rounds=2, recheck_delay=0.01, progress=progress)
     assert not caught_up.is_set()
     assert (result.missing, result.different, result.extraneous) == (1, 1, 1)
 
 
 def test_recheck_keeps_a_real_difference_while_the_lag_converges(pair: Pair) -> None:
-    progress, _ = lagging_replicator(pair, after=0.2)
+    progress, _ = lagging_replicator(pair, at_round=2)
     put(pair.src, pair.name, item("real", v={"S": "source"}))
     put(pair.tgt, pair.name, item("real", v={"S": "target"}))
-    result = pair.verify(recheck_rounds=3, recheck_delay=0.5, progress=progress)
+    result = pair.verify(recheck_rounds=3, recheck_delay=0.01, progress=progress)
     assert (result.missing, result.different, result.extraneous) == (0, 1, 0)
     assert result.different_examples == [key("real")]
     assert result.differing_keys == [key("real")]
@@ -624,8 +624,12 @@ def test_verify_and_repair_ends_clean(pair: Pair) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_leaked_threads() -> Iterator[None]:
-    before = threading.active_count()
+    """Verify's worker pools end with it: no thread it started outlives the test."""
+    before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # a generous wait for pools shutting down, not a speed budget
+    while (leaked := [t for t in threading.enumerate() if t not in before and t.is_alive()]) and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.05)
+    assert not leaked, f"threads still running after the test: {sorted(t.name for t in leaked)}"
