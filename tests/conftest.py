@@ -12,7 +12,7 @@ import pytest
 
 from migrator.aws.codec import key_of
 from migrator.aws.session import AccountSession
-from migrator.dev.emulator import start_emulator
+from migrator.dev.emulator import Emulator, start_emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ACCOUNT = "222222222222"
@@ -58,11 +58,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One moto server (a ThreadedMotoServer, mappings stored not executed) for the whole session."""
-    emulator = start_emulator()
-    yield emulator.endpoint
-    emulator.stop()
+def emulator() -> Iterator[Emulator]:
+    """One embedded emulator for the whole session: moto server, with enabled event source mappings run
+    as Lambda runs them (migrator/dev/emulator.py names each adjustment of moto)."""
+    running = start_emulator()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(emulator: Emulator) -> str:
+    """The emulator's endpoint URL."""
+    return emulator.endpoint
 
 
 def _account(account_id: str, endpoint: str) -> AccountSession:

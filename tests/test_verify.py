@@ -364,8 +364,7 @@ def test_examples_are_capped_but_every_differing_key_is_kept(pair: Pair) -> None
 def test_number_and_binary_keys_are_compared_by_value_and_reported_as_json(
     source: AccountSession, target: AccountSession, unique: str
 ) -> None:
-    # A number hash key and a binary range key: moto 5.2.5 cannot run a segmented Scan on a table
-    # whose HASH key is binary (is_within_segment calls .encode on the bytes), so B is the range key.
+    # A number hash key and a binary range key (a binary hash key: the next test).
     name = f"verify-nb-{unique}"
     for session in (source, target):
         session.client("dynamodb").create_table(
@@ -391,6 +390,31 @@ def test_number_and_binary_keys_are_compared_by_value_and_reported_as_json(
     assert {"nk": {"N": "2"}, "bk": {"B": b"\xff"}} in result.differing_keys
     repair(src, name, tgt, name, result.differing_keys)
     assert verify_tables(src, name, tgt, name, key_names=["nk", "bk"], recheck_delay=0.05).clean
+
+
+def test_a_binary_partition_key_verifies_across_parallel_segments_and_repairs(
+    source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    name = f"verify-bh-{unique}"
+    for session in (source, target):
+        session.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "bk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "bk", "AttributeType": "B"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    src, tgt = source.client("dynamodb"), target.client("dynamodb")
+    for i in range(40):
+        item = {"bk": {"B": bytes([i, 255 - i, 0])}, "v": {"N": str(i)}}
+        src.put_item(TableName=name, Item=item)
+        if i != 7:
+            tgt.put_item(TableName=name, Item=item)
+    result = verify_tables(src, name, tgt, name, key_names=["bk"], segments=4, workers=4, recheck_delay=0.01)
+    assert (result.source_items, result.target_items) == (40, 39)  # every item in exactly one segment
+    assert (result.missing, result.different, result.extraneous) == (1, 0, 0)
+    assert result.missing_examples == [{"bk": {"B": base64.b64encode(bytes([7, 248, 0])).decode()}}]
+    repair(src, name, tgt, name, result.differing_keys)
+    assert verify_tables(src, name, tgt, name, key_names=["bk"], segments=4, workers=4, recheck_delay=0.01).clean
 
 
 def test_wrong_key_names_fail_loudly(pair: Pair) -> None:

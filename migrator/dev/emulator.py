@@ -5,53 +5,292 @@ Adjustments, each restoring an AWS behaviour moto lacks (docs/architecture.md, "
 * **Stream records are kept.** moto "delivers" a DynamoDB stream's records to every Lambda event
   source mapping on the table (even a disabled one) by invoking the function in Docker, and then
   DISCARDS the records from the shard whatever the outcome. Without Docker the records are simply
-  lost, which no real stream does. Here mappings are stored, not executed, so the stream keeps its
-  records for `migrator replicate --local`.
+  lost, which no real stream does. Here moto's own delivery does nothing, so the stream keeps its
+  records (24 h on AWS; for the emulator's life here) for every reader: `migrator replicate --local`,
+  `migrator redrive`, and the Lambda runtime below, which reads them through GetRecords as Lambda does.
+
+* **Event source mappings run, as Lambda runs them** (:mod:`migrator.dev.lambda_runtime`). moto
+  stores mappings and never executes one without Docker. The emulator polls every ENABLED mapping
+  on a DynamoDB stream through the Streams API (shards in order, parents first, TRIM_HORIZON, up to
+  BatchSize records within MaximumBatchingWindowInSeconds), invokes the function as it is deployed
+  (handler, environment, timeout and code read back from the Lambda API, the zip checked against its
+  CodeSha256) in a separate, warm interpreter that can import only the zip, boto3 and the stdlib, and
+  applies the mapping's settings: ReportBatchItemFailures, retries with BisectBatchOnFunctionError,
+  MaximumRetryAttempts, MaximumRecordAgeInSeconds, the on-failure destination (an S3 object in
+  Lambda's invocation-record shape), and the AWS/Lambda metrics IteratorAge, Invocations, Errors and
+  Duration. ``start_emulator(run_lambda=False)`` leaves mappings stored only, as before.
+
+* **Stream records name binary keys by their bytes.** moto builds a stream record's ``Keys`` from
+  the key's JSON form, which is already base64 text, and the wire encoding base64-encodes it again:
+  a reader got ``{"B": b"AP8="}`` for the key ``b"\\x00\\xff"`` (``NewImage`` and ``OldImage`` were
+  right). DynamoDB Streams carries the key's bytes, the same as the images; so here ``Keys`` holds
+  the raw key values, exactly as the images do.
+
+* **ImportTable decodes each line as JSON.** moto's import parses the DynamoDB-JSON files of an
+  export with py_partiql_parser's ``JsonParser``, which leaves string escapes undecoded: ``\\u540d``
+  became the six characters ``\\u540d`` in the imported table, and a value holding ``\\"``, ``\\\\``,
+  ``\\n``, tabs or control characters was cut or mangled, while binary values stayed base64 text (so
+  a later PutItem of the same binary key made a second item). DynamoDB's ImportTable reads one JSON
+  document per line; here every line is decoded with the standard ``json`` module, its binary values
+  (``B``, ``BS``, nested too) turned into bytes as a PutItem request's are, and put into the table.
+  moto's bookkeeping stays: processed, imported and error counts (ProcessedSizeBytes counts the
+  bytes of the lines read), the failure message of a bad line, COMPLETED or FAILED.
+
+* **ListImports exists.** moto implements ImportTable and DescribeImport but not ListImports (it
+  answers an HTTP 500, which botocore retries for minutes). DynamoDB lists a table's imports, and
+  phase 3 finds an import it did not see finish that way (a Terraform wait that ran out, a killed
+  run); here ListImports lists moto's imports (of one table, with ``TableArn``), with their start time.
+
+* **A segmented Scan hashes a binary partition key.** moto assigns an item to a ``Segment`` by an
+  MD5 of its partition key's value encoded as text, and a ``B`` key is stored as bytes, so a parallel
+  Scan of a table whose HASH key is binary failed with ``'bytes' object has no attribute 'encode'``
+  (an HTTP 500). DynamoDB segments any key type; here a binary key's bytes are hashed as they are
+  (string and number keys keep moto's assignment), so each item falls in exactly one segment.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import logging
+import threading
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .lambda_runtime import LambdaRuntime, MappingStats
 
 _patched = False
+_patch_lock = threading.Lock()
+_running: dict[str, Emulator] = {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Adjustments of moto
+# --------------------------------------------------------------------------------------------------
 
 
 def _store_not_execute() -> None:
-    global _patched
-    if _patched:
-        return
+    """Stream records are kept: moto's own delivery to event source mappings does nothing."""
     from moto.awslambda.models import LambdaBackend
 
     def send_dynamodb_items(self: Any, function_arn: str, items: list[Any], source: str) -> str:
         return ""  # falsy: the shard keeps its records
 
     LambdaBackend.send_dynamodb_items = send_dynamodb_items  # type: ignore[method-assign]
-    _patched = True
+
+
+def _stream_keys_carry_bytes() -> None:
+    """Stream records name binary keys by their bytes (``Keys`` built from raw values, as the images are)."""
+    from moto.dynamodb.models.table import StreamRecord
+
+    original = StreamRecord.__init__
+
+    def __init__(self: Any, table: Any, stream_type: str, event_name: str, old: Any, new: Any, seq: int) -> None:
+        original(self, table, stream_type, event_name, old, new, seq)
+        item = old if old is not None else new
+        keys = {table.hash_key_attr: {item.hash_key.type: item.hash_key.value}}
+        if table.range_key_attr is not None and item.range_key is not None:
+            keys[table.range_key_attr] = {item.range_key.type: item.range_key.value}
+        self.record["dynamodb"]["Keys"] = keys
+
+    StreamRecord.__init__ = __init__  # type: ignore[method-assign]
+
+
+def request_form(value: Any) -> Any:
+    """An AttributeValue decoded from DynamoDB JSON in the form a PutItem request reaches moto's backend:
+    ``B`` and ``BS`` members (at any depth) as bytes, everything else as JSON gives it."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ValueError(f"not an AttributeValue: {value!r}")
+    ((tag, inner),) = value.items()
+    if tag == "B":
+        return {"B": base64.b64decode(inner, validate=True)}
+    if tag == "BS":
+        return {"BS": [base64.b64decode(v, validate=True) for v in inner]}
+    if tag == "M":
+        return {"M": {k: request_form(v) for k, v in inner.items()}}
+    if tag == "L":
+        return {"L": [request_form(v) for v in inner]}
+    return {tag: inner}
+
+
+def _import_decodes_json() -> None:
+    """ImportTable decodes each line of the export's files with the standard json module."""
+    from moto.dynamodb.models.table_import import TableImport
+
+    def _process_s3_files(self: Any, s3_backend: Any, bucket: Any) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        dynamo = dynamodb_backends[self.account_id][self.region_name]
+        self.table = dynamo.create_table(  # as moto's own import creates it
+            name=self.table_name,
+            billing_mode=self.billing_mode,
+            throughput=self.throughput,
+            schema=self.key_schema,
+            global_indexes=self.global_indexes,
+            indexes=None,
+            attr=self.attrs,
+            sse_specification=None,
+            streams=None,
+            tags=[],
+            deletion_protection_enabled=False,
+            warm_throughput=None,
+        )
+        keys, _, _, _ = s3_backend.list_objects(
+            bucket, prefix=self.s3_source.get("S3KeyPrefix"), delimiter=None, marker=None, max_keys=None
+        )
+        for key in keys:
+            data = gzip.decompress(key.value) if self.compression_type == "GZIP" else key.value
+            # One JSON document per line. A raw newline cannot occur inside a JSON string, so "\n" is
+            # the only separator (str.splitlines would also split on U+2028 and friends).
+            for line in data.decode("utf-8").split("\n"):
+                if not line.strip():
+                    continue
+                try:
+                    self.processed_count += 1
+                    self.processed_bytes += len(line.encode("utf-8"))
+                    document = json.loads(line)
+                    item = {name: request_form(v) for name, v in document["Item"].items()}
+                    self.table.put_item(item_attrs=item)
+                    self.imported_count += 1
+                except Exception as e:  # moto's bookkeeping: the item is counted as an error
+                    self.failure_message = str(e)
+                    self.error_count += 1
+        self.status = "COMPLETED" if self.error_count == 0 else "FAILED"
+
+    TableImport._process_s3_files = _process_s3_files  # type: ignore[method-assign]
+
+
+def _segments_hash_binary_keys() -> None:
+    """A segmented Scan hashes a binary partition key's bytes (text keys keep moto's assignment)."""
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.utilities.utils import md5_hash
+
+    def is_within_segment(self: Any, segments: tuple[Any, Any]) -> bool:
+        if segments == (None, None):
+            return True
+        segment, total_segments = segments
+        value = self.hash_key.value
+        if isinstance(value, bytes | bytearray):
+            data = bytes(value)
+        elif self.hash_key.type == "B":
+            data = base64.b64decode(value)  # an item that reached moto as base64 text
+        else:
+            data = str(value).encode("utf8")
+        return bool(segment == md5_hash(data).digest()[0] % total_segments)
+
+    Item.is_within_segment = is_within_segment  # type: ignore[method-assign]
+
+
+def _list_imports() -> None:
+    """ListImports exists: moto's imports listed (by table), each with the time it started."""
+    import time
+
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoDBBackend.import_table
+
+    def import_table(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        table_import: Any = original(self, *args, **kwargs)
+        table_import.start_time = started
+        return table_import
+
+    def list_imports(self: Any) -> Any:
+        table_arn = self.body.get("TableArn")
+        summaries = [
+            {
+                "ImportArn": i.arn,
+                "ImportStatus": i.status,
+                "TableArn": i.table_arn,
+                "S3BucketSource": {
+                    "S3Bucket": i.s3_source.get("S3Bucket"),
+                    "S3KeyPrefix": i.s3_source.get("S3KeyPrefix"),
+                },
+                "InputFormat": "DYNAMODB_JSON",
+                "StartTime": getattr(i, "start_time", None),
+            }
+            for i in self.dynamodb_backend.table_imports.values()
+            if table_arn in (None, i.table_arn)
+        ]
+        return ActionResult({"ImportSummaryList": summaries})
+
+    DynamoDBBackend.import_table = import_table  # type: ignore[method-assign]
+    DynamoHandler.list_imports = list_imports  # type: ignore[attr-defined]
+
+
+def adjust_moto() -> None:
+    """Apply every adjustment above to moto's classes (once per process)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        _store_not_execute()
+        _stream_keys_carry_bytes()
+        _import_decodes_json()
+        _segments_hash_binary_keys()
+        _list_imports()
+        _patched = True
+
+
+# --------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Emulator:
     server: Any
     endpoint: str
+    runtime: LambdaRuntime | None = None
 
     def stop(self) -> None:
+        """Stop the Lambda runtime (its pollers and function processes), then the server."""
+        _running.pop(self.endpoint, None)
+        if self.runtime is not None:
+            self.runtime.stop()
         self.server.stop()
 
+    def lambda_stats(self) -> dict[str, MappingStats]:
+        """Counters per event source mapping UUID (a snapshot); empty when Lambda does not run."""
+        return {} if self.runtime is None else self.runtime.stats()
 
-def start_emulator(host: str = "127.0.0.1", port: int = 0) -> Emulator:
-    """Start moto server on a free loopback port (port 0) in this process."""
+    def wait_for_lambda(self, timeout_s: float, mappings: Collection[str] | None = None) -> bool:
+        """Wait until every enabled mapping (of ``mappings``, UUIDs, if given) has read its stream to the
+        end with nothing left to deliver or retry (True), or ``timeout_s`` passed (False). True at once
+        when Lambda does not run."""
+        return True if self.runtime is None else self.runtime.wait_caught_up(timeout_s, mappings)
+
+
+def find_emulator(endpoint: str) -> Emulator | None:
+    """The running emulator of this process serving ``endpoint``, if any."""
+    return _running.get(endpoint)
+
+
+def start_emulator(host: str = "127.0.0.1", port: int = 0, *, run_lambda: bool = True) -> Emulator:
+    """Start moto server on a free loopback port (port 0) in this process, and (``run_lambda``) the
+    Lambda runtime that executes its enabled DynamoDB-stream event source mappings."""
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
         from ..errors import MigratorError
 
         raise MigratorError("the emulator needs moto[server]; run `make install`") from None
-    _store_not_execute()
+    adjust_moto()
     for name in ("werkzeug", "moto"):
         logging.getLogger(name).setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
-    return Emulator(server, f"http://{bound_host}:{bound_port}")
+    emulator = Emulator(server, f"http://{bound_host}:{bound_port}")
+    if run_lambda:
+        from .lambda_runtime import LambdaRuntime
+
+        emulator.runtime = LambdaRuntime(emulator.endpoint)
+        emulator.runtime.start()
+    _running[emulator.endpoint] = emulator
+    return emulator
