@@ -148,6 +148,9 @@ class TargetTableOverrides(_Strict):
     stream_view_type: Literal["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY", "NONE"] | None = None
     ttl_attribute: str | None = None
     table_class: Literal["STANDARD", "STANDARD_INFREQUENT_ACCESS"] | None = None
+    #: How long Terraform waits for the import (minutes); default: the time left to the stream-retention
+    #: deadline when phase 3 first runs, at most 24 h.
+    import_timeout_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
 
 
 class MigrationConfig(_Strict):

@@ -26,6 +26,7 @@ class Waits:
 
     export_timeout_s: float = 6 * 3600
     export_poll_s: float = 5.0
+    import_poll_s: float = 10.0
 
 
 @dataclass

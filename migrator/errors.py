@@ -11,3 +11,13 @@ class MigratorError(Exception):
 
 class ConfigError(MigratorError):
     exit_code = 2
+
+
+class Interrupted(BaseException):
+    """The operator stopped migrator with a signal (SIGTERM), like KeyboardInterrupt for Ctrl-C: a
+    BaseException, so no ``except Exception`` swallows it. ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = exit_code

@@ -248,6 +248,21 @@ def test_export_bucket_owned_by_another_account_is_refused(
     assert f"bkt-{unique}-writer" not in roles
 
 
+def test_a_target_table_that_already_exists_is_refused_by_phase_1(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
+) -> None:
+    table = f"Clash{unique}"
+    make_table(source, table)
+    make_table(target, table, stream=None, pitr=False)
+    cfg = write_config(tmp_path, moto_endpoint, f"clash-{unique}", table)
+    before = _buckets(target)
+    assert_one_sentence(
+        run("apply", "--phase", "1", "--config", str(cfg)),
+        f"a table named {table} already exists in the target account 111111111111",
+    )
+    assert _buckets(target) == before
+
+
 def test_a_second_migration_with_the_same_name_is_refused(
     tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .app import app
+from .app import app, raise_on_sigterm
 
 # Registered in the order `migrator --help` lists the commands.
 # isort: off
@@ -13,4 +13,5 @@ __all__ = ["app", "apply", "cutover", "demo", "main", "plan", "redrive", "replic
 
 
 def main() -> None:
+    raise_on_sigterm()
     app()

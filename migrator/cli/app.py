@@ -8,8 +8,10 @@ Commands are thin (one module per command or view in this package): they build a
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
@@ -26,7 +28,7 @@ from rich.text import Text
 
 from ..aws.errors import error_code, is_expired
 from ..context import MigrationContext
-from ..errors import MigratorError
+from ..errors import Interrupted, MigratorError
 from ..phases import PHASES
 from .progress import RichReporter
 
@@ -89,9 +91,23 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
                 f"the AWS SDK failed ({type(err).__name__}: {str(err)[:200]}); fix the cause and run again"
             ) from None
         except KeyboardInterrupt:
-            raise fail("interrupted; every phase is safe to run again", 130) from None
+            raise fail("interrupted; Terraform was stopped and every phase is safe to run again", 130) from None
+        except Interrupted as stop:
+            raise fail(
+                f"stopped by {stop.signal_name}; Terraform was stopped and every phase is safe to run again",
+                stop.exit_code,
+            ) from None
 
     return wrapper
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`~migrator.errors.Interrupted`, so a stopped run cleans up as on Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("SIGTERM", 128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def context(config: Path) -> MigrationContext:

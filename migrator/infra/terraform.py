@@ -7,10 +7,12 @@ Credentials reach Terraform only through the environment of its child process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -95,6 +97,18 @@ def output_args() -> list[str]:
     return ["output", "-json", "-no-color"]
 
 
+def state_args() -> list[str]:
+    return ["show", "-json", "-no-color"]
+
+
+def untaint_args(address: str) -> list[str]:
+    return ["untaint", "-no-color", "-lock-timeout=60s", address]
+
+
+def import_args(var_file: Path, address: str, resource_id: str) -> list[str]:
+    return ["import", "-input=false", "-no-color", "-lock-timeout=60s", f"-var-file={var_file}", address, resource_id]
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     m = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
     if not m:
@@ -164,7 +178,7 @@ class TerraformRunner:
 
     def _run(self, args: list[str], *, ok: Sequence[int] = (0,)) -> subprocess.CompletedProcess[str]:
         argv = [*self.command, f"-chdir={self.root}", *args]
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
+        proc = run_in_own_group(argv, self.env)
         if proc.returncode not in ok:
             raise MigratorError(
                 f"terraform {args[0]} failed in {self.root.name}: {summarise_error(proc.stderr or proc.stdout)}"
@@ -209,6 +223,80 @@ class TerraformRunner:
     def output(self) -> dict[str, Any]:
         raw = json.loads(self._run(output_args()).stdout or "{}")
         return {k: v.get("value") for k, v in raw.items()}
+
+    def resources(self) -> list[StateResource]:
+        """Every managed resource of the workspace's state, with its type and whether it is tainted."""
+        data = json.loads(self._run(state_args()).stdout or "{}")
+        return state_resources(data)
+
+    def untaint(self, address: str) -> None:
+        self._run(untaint_args(address))
+
+    def import_resource(self, var_file: Path, address: str, resource_id: str) -> None:
+        """Adopt an existing resource into the state (``terraform import``), with the root's variables."""
+        self._run(import_args(var_file, address, resource_id))
+
+
+@dataclass(frozen=True)
+class StateResource:
+    address: str
+    type: str
+    tainted: bool
+
+
+def state_resources(state_json: Mapping[str, Any]) -> list[StateResource]:
+    """The managed resources of ``terraform show -json`` (state), every module included."""
+    found: list[StateResource] = []
+
+    def walk(module: Mapping[str, Any]) -> None:
+        for r in module.get("resources", []) or []:
+            if r.get("mode") == "managed":
+                found.append(StateResource(str(r["address"]), str(r["type"]), bool(r.get("tainted"))))
+        for child in module.get("child_modules", []) or []:
+            walk(child)
+
+    walk((state_json.get("values") or {}).get("root_module") or {})
+    return found
+
+
+#: How long Terraform gets to stop cleanly (release its state lock, stop its provider plugins) after an
+#: interruption before its whole process group is killed.
+STOP_GRACE_S = 30.0
+
+
+def run_in_own_group(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a process group of its own and wait for it.
+
+    Terraform and its provider plugins form that group; the operator's Ctrl-C reaches only migrator (the
+    terminal's foreground group), so when migrator is interrupted (KeyboardInterrupt, or SIGTERM turned
+    into :class:`~migrator.errors.Interrupted`), it passes SIGINT to the whole group — Terraform then
+    stops as on Ctrl-C — and kills the group if it has not ended after :data:`STOP_GRACE_S`. Nothing is
+    left running.
+    """
+    proc = subprocess.Popen(
+        list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        _stop_group(proc)
+        raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    _signal_group(proc, signal.SIGINT)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE_S)  # Terraform itself; a plugin may hold the pipes open longer
+    finally:  # also on a second interruption: no more waiting
+        _signal_group(proc, signal.SIGKILL)  # the plugins too, should any outlive Terraform
+        proc.communicate()
 
 
 def summarise_error(text: str) -> str:

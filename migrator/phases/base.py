@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config import Account
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..context import MigrationContext
+    from ..infra.terraform import TerraformRunner
     from ..readmodels.views import ExportView, ImportView, ReplicatorView
 
 __all__ = ["Account", "ApplyOptions", "Facts", "Phase"]
@@ -73,6 +76,10 @@ class Phase:
 
     def before_terraform(self, ctx: MigrationContext, options: ApplyOptions) -> None:
         """The data step before Terraform (preparations that may change things)."""
+
+    def reconcile(self, ctx: MigrationContext, root: Account, terraform: TerraformRunner, var_file: Path) -> None:
+        """Before ``root`` is planned: bring its Terraform state back in line with what exists (a tainted or
+        unrecorded table an interrupted run left behind), so the plan never replaces anything."""
 
     def after_terraform(self, ctx: MigrationContext) -> None:
         """The data step after Terraform (the export, the import check …)."""

@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 from ..aws.errors import error_code, is_expired
 from ..clock import iso, now, parse_iso
 from ..errors import MigratorError
-from . import earlier
 from .base import Account, Phase
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ def check_same_migration(ctx: MigrationContext) -> None:
 
 
 def check_order(ctx: MigrationContext, p: Phase) -> None:
+    from . import earlier  # the phase list imports the phase modules, which import this one
+
     for before in earlier(p):
         status = ctx.state.phase_status(before.number)
         if status != "done":

@@ -8,19 +8,29 @@ ignores later changes to it), and the runner refuses any plan that would destroy
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from ..aws.dynamodb import count_items
+from ..aws.errors import is_not_found
+from ..clock import iso, now
 from ..config import MigrationConfig
 from ..errors import MigratorError
+from ..infra.terraform import TerraformRunner
 from .base import Account, ApplyOptions, Facts, Phase
+from .guards import retention_deadline
 from .prepare import check_source_shape, describe_source
 
 if TYPE_CHECKING:
     from ..context import MigrationContext
+
+#: The target table in the target root's state.
+TABLE_ADDRESS = "module.target_table[0].aws_dynamodb_table.this"
+MAX_IMPORT_WAIT_MINUTES = 24 * 60
 
 IMPORT_PHASE = {"COMPLETED": "done", "IN_PROGRESS": "in progress", "FAILED": "failed", "CANCELLED": "failed"}
 
@@ -116,24 +126,119 @@ def prepare_table_spec(ctx: MigrationContext) -> None:
             "key_prefix": exp["data_prefix"],
         },
     )
+    spec["create_timeout"] = f"{import_timeout_minutes(ctx)}m"
     ctx.state.update("import", table_spec=spec)
 
 
-def check_import(ctx: MigrationContext) -> None:
-    """The import completed without errors and holds as many items as the export."""
+def import_timeout_minutes(ctx: MigrationContext) -> int:
+    """How long Terraform may wait for the import: configured, else the time left to the stream-retention
+    deadline (past it the migration cannot go on anyway), at most 24 h."""
+    configured = ctx.config.target_table.import_timeout_minutes
+    if configured is not None:
+        return configured
+    deadline = retention_deadline(ctx)
+    if deadline is None:
+        return MAX_IMPORT_WAIT_MINUTES
+    left = int((deadline - now()).total_seconds() // 60)
+    return max(1, min(MAX_IMPORT_WAIT_MINUTES, left))
+
+
+def find_import(ctx: MigrationContext, table_arn: str) -> dict[str, Any] | None:
+    """The import that creates the target table: by the ARN recorded, else the latest ListImports names."""
+    ddb = ctx.target.client("dynamodb")
+    arn = ctx.state.section("import").get("arn")
+    if not arn:
+        summaries: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableArn": table_arn}
+        while True:
+            page = ddb.list_imports(**kwargs)
+            summaries += page.get("ImportSummaryList", [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        if not summaries:
+            return None
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        arn = max(summaries, key=lambda s: s.get("StartTime") or epoch)["ImportArn"]
+    return dict(ddb.describe_import(ImportArn=arn)["ImportTableDescription"])
+
+
+def wait_import(ctx: MigrationContext, arn: str) -> dict[str, Any]:
+    """Watch an import until it ends (a progress line with what it processed so far)."""
+    ddb = ctx.target.client("dynamodb")
+    ctx.state.update("import", arn=arn)
+    with ctx.report.live() as board:
+        task = board.add("import in progress")
+        while True:
+            desc = dict(ddb.describe_import(ImportArn=arn)["ImportTableDescription"])
+            if desc["ImportStatus"] not in ("IN_PROGRESS", "CANCELLING"):
+                return desc
+            task.update(f"import {desc['ImportStatus'].lower()}: {int(desc.get('ProcessedItemCount', 0)):,} items read")
+            time.sleep(ctx.waits.import_poll_s)
+
+
+def _import_failed(desc: Mapping[str, Any]) -> MigratorError:
+    return MigratorError(
+        f"the import ended {desc['ImportStatus']} ({desc.get('FailureCode', 'no code')}: "
+        f"{desc.get('FailureMessage', 'no message')}); look at its CloudWatch logs, delete the partly imported "
+        "target table yourself (migrator never deletes a table) and run phase 3 again"
+    )
+
+
+def reconcile_table(ctx: MigrationContext, terraform: TerraformRunner, var_file: Path) -> None:
+    """Before phase 3 plans: make a target table an earlier run left behind Terraform's again, never replacing it.
+
+    An import outlasting Terraform's wait fails the apply and taints the table; a run killed meanwhile
+    leaves the table out of the state. Either way the import goes on in DynamoDB: wait for it, then
+    untaint the table (or adopt it into the state) so the next plan only converges it.
+    """
     c = ctx.config
+    ddb = ctx.target.client("dynamodb")
+    try:
+        table = ddb.describe_table(TableName=c.target_table_name)["Table"]
+    except ClientError as err:
+        if not is_not_found(err):
+            raise
+        return  # nothing created yet: Terraform creates the table from the export
+    recorded = ctx.state.section("import")
+    found = None if recorded.get("checked_at") else find_import(ctx, table["TableArn"])
+    if found is not None:
+        desc = (
+            found
+            if found["ImportStatus"] not in ("IN_PROGRESS", "CANCELLING")
+            else wait_import(ctx, found["ImportArn"])
+        )
+        ctx.state.update("import", arn=desc["ImportArn"], status=desc["ImportStatus"])
+        if desc["ImportStatus"] != "COMPLETED":
+            raise _import_failed(desc)
+    in_state = {r.address: r for r in terraform.resources()}.get(TABLE_ADDRESS)
+    if in_state is None:
+        if found is None and not recorded.get("checked_at"):
+            raise MigratorError(
+                f"a table named {c.target_table_name} exists in the target account {c.target.account_id} but no "
+                "import of this migration created it; migrator never adopts or deletes a table it did not "
+                "create, so remove it yourself or set target.table to another name"
+            )
+        terraform.import_resource(var_file, TABLE_ADDRESS, c.target_table_name)
+        ctx.report.done(f"target table {c.target_table_name} adopted into the Terraform state (its import completed)")
+    elif in_state.tainted:
+        terraform.untaint(TABLE_ADDRESS)
+        ctx.report.done(f"target table {c.target_table_name} untainted: its import completed, it is not replaced")
+
+
+def check_import(ctx: MigrationContext) -> None:
+    """The import completed without errors and holds as many items as the export (checked once)."""
+    c = ctx.config
+    recorded = ctx.state.section("import")
+    if recorded.get("checked_at"):
+        ctx.report.done(
+            f"import checked at {recorded['checked_at']} ({recorded.get('imported')} items); only converged now"
+        )
+        return
     ddb = ctx.target.client("dynamodb")
     table = ddb.describe_table(TableName=c.target_table_name)["Table"]
     expected = int(ctx.state.section("export")["item_count"])
-    details = None
-    if c.endpoint_url:
-        # moto implements ImportTable and DescribeImport but not ListImports: count the items instead.
-        ctx.report.note("the emulator cannot list imports; counting the target's items instead")
-    else:
-        summaries = ddb.list_imports(TableArn=table["TableArn"]).get("ImportSummaryList", [])
-        if summaries:
-            latest = max(summaries, key=lambda s: s.get("StartTime") or dt.datetime.min.replace(tzinfo=dt.UTC))
-            details = ddb.describe_import(ImportArn=latest["ImportArn"])["ImportTableDescription"]
+    details = find_import(ctx, table["TableArn"])
     if details is not None:
         ctx.state.update(
             "import",
@@ -143,14 +248,11 @@ def check_import(ctx: MigrationContext) -> None:
             errors=int(details.get("ErrorCount", 0)),
         )
         if details["ImportStatus"] != "COMPLETED":
-            raise MigratorError(
-                f"the import ended {details['ImportStatus']} ({details.get('FailureMessage', 'no message')}); "
-                "look at its CloudWatch logs, remove the target table and run phase 3 again"
-            )
+            raise _import_failed(details)
         if int(details.get("ErrorCount", 0)):
             raise MigratorError(
-                f"the import reported {details['ErrorCount']} item errors; look at its CloudWatch logs, remove "
-                "the target table and run phase 3 again"
+                f"the import reported {details['ErrorCount']} item errors; look at its CloudWatch logs, delete "
+                "the target table yourself (migrator never deletes a table) and run phase 3 again"
             )
         imported = int(details.get("ImportedItemCount", 0))
     else:
@@ -159,8 +261,9 @@ def check_import(ctx: MigrationContext) -> None:
     if imported != expected:
         raise MigratorError(
             f"the import holds {imported} items but the export had {expected}; the target is incomplete, so "
-            "remove the target table and run phase 3 again"
+            "delete the target table yourself (migrator never deletes a table) and run phase 3 again"
         )
+    ctx.state.update("import", checked_at=iso(now()))
     ctx.report.done(f"import complete: {imported} items, matching the export")
 
 
@@ -174,6 +277,9 @@ class Import(Phase):
 
     def before_terraform(self, ctx: MigrationContext, options: ApplyOptions) -> None:
         prepare_table_spec(ctx)
+
+    def reconcile(self, ctx: MigrationContext, root: Account, terraform: TerraformRunner, var_file: Path) -> None:
+        reconcile_table(ctx, terraform, var_file)
 
     def after_terraform(self, ctx: MigrationContext) -> None:
         check_import(ctx)

@@ -101,13 +101,25 @@ def bucket_taken_elsewhere(s3: Any, bucket: str) -> bool:
 
 # The data step -----------------------------------------------------------------------------------------
 def check_names_free(ctx: MigrationContext) -> None:
-    """The bucket and role names this migration needs are free, or already this migration's."""
+    """The bucket, table and role names this migration needs are free, or already this migration's."""
     c = ctx.config
     if bucket_taken_elsewhere(ctx.target.client("s3"), c.bucket_name):
         raise MigratorError(
             f"the export bucket {c.bucket_name} already exists in another account than the target "
             f"{c.target.account_id}; set bucket: to a free name"
         )
+    if not ctx.state.section("import"):  # phase 3 has not begun: the target table must not exist yet
+        try:
+            ctx.target.client("dynamodb").describe_table(TableName=c.target_table_name)
+        except ClientError as err:
+            if error_code(err) != "ResourceNotFoundException":
+                raise
+        else:
+            raise MigratorError(
+                f"a table named {c.target_table_name} already exists in the target account {c.target.account_id} "
+                f"({c.target.region}); migrator creates the target table from the export and never adopts or "
+                "deletes an existing one, so set target.table to a free name"
+            )
     if ctx.backend.has_state("target", c.migration):
         return
     try:

@@ -24,12 +24,9 @@ def report_replication(ctx: MigrationContext) -> None:
     mapping = ctx.source.client("lambda").get_event_source_mapping(UUID=uuid)
     ctx.state.update("replication", mapping_state=mapping.get("State"), checked_at=iso(now()))
     ctx.report.done(f"event source mapping {uuid} is {mapping.get('State')}")
-    if ctx.config.endpoint_url:
-        ctx.report.info(
-            "an emulator does not run Lambda: replicate with `migrator replicate --local --until-caught-up`"
-        )
-    else:
-        ctx.report.info("watch catch-up with `migrator status`; verify with `migrator verify`")
+    ctx.report.info(
+        "the replicator catches up through Lambda: watch it with `migrator status`; verify with `migrator verify`"
+    )
 
 
 class Replicate(Phase):

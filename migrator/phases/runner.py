@@ -103,13 +103,22 @@ class PhaseRunner:
         saved plan; again until the plan is empty when the phase converges."""
         runner = self.terraform(root)
         var_file = self.tfvars(p, root)
+        p.reconcile(self.ctx, root, runner, var_file)
         for attempt in range(MAX_CONVERGE_APPLIES + 1):
             result, summary = self._plan(p, root, var_file)
             if summary.table_replacements:
+                tainted = [
+                    r.address for r in runner.resources() if r.tainted and r.address in summary.table_replacements
+                ]
+                why = (
+                    f"it is tainted ({', '.join(tainted)}: a creation that did not finish); run phase 3, which waits "
+                    "for the import and untaints the table"
+                    if tainted
+                    else f"`migrator plan --phase {p.number}` shows the change that forces it: undo it"
+                )
                 raise MigratorError(
                     f"the plan of phase {p.number} would destroy or replace the DynamoDB table(s) "
-                    f"{', '.join(summary.table_replacements)}, which migrator never does; nothing was applied "
-                    f"(`migrator plan --phase {p.number}` shows the change that forces it: undo it)"
+                    f"{', '.join(summary.table_replacements)}, which migrator never does; nothing was applied ({why})"
                 )
             if not result.has_changes:
                 break

@@ -203,8 +203,6 @@ def _describe_import(m: MigrationContext, state: MigrationState, table_arn: str)
     arn = state.section("import").get("arn")
     if arn:
         return dict(ddb.describe_import(ImportArn=arn)["ImportTableDescription"])
-    if m.config.endpoint_url is not None:  # an emulator has no ListImports
-        return None
     summaries = ddb.list_imports(TableArn=table_arn).get("ImportSummaryList", [])
     latest = _latest([dict(s) for s in summaries])
     if latest is None:

@@ -74,6 +74,12 @@ resource "aws_dynamodb_table" "this" {
 
   tags = var.tags
 
+  # An import of a few GB takes hours; past this wait the apply fails and the table is marked tainted
+  # (migrator's phase 3 then waits for the import itself and untaints it, never replacing the table).
+  timeouts {
+    create = var.create_timeout
+  }
+
   lifecycle {
     # import_table only acts when the table is created; a later change must never replace the table.
     # No prevent_destroy: it would make the plan itself fail, so neither plan review nor migrator could

@@ -56,6 +56,17 @@ variable "global_secondary_indexes" {
   }
 }
 
+variable "create_timeout" {
+  description = "How long Terraform waits for the table's creation, the import from S3 included (the provider waits at most the larger of this and 30 minutes)."
+  type        = string
+  default     = "30m"
+
+  validation {
+    condition     = can(regex("^[0-9]+[mh]$", var.create_timeout))
+    error_message = "create_timeout must be minutes or hours, such as 90m or 24h."
+  }
+}
+
 variable "billing_mode" {
   description = "PAY_PER_REQUEST or PROVISIONED."
   type        = string

@@ -45,4 +45,5 @@ module "target_table" {
   deletion_protection      = var.table.deletion_protection
   stream_view_type         = var.table.stream_view_type
   import                   = var.table.import
+  create_timeout           = var.table.create_timeout
 }

@@ -108,6 +108,7 @@ variable "table" {
     ttl_attribute          = optional(string)
     deletion_protection    = optional(bool, true)
     stream_view_type       = optional(string)
+    create_timeout         = optional(string, "30m")
     import = object({
       bucket       = string
       bucket_owner = string
