@@ -82,6 +82,7 @@ fmt: install
 bench: install
 	$(BIN)/python bench/bench_replicator.py
 	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_lambda.py
 
 plan: install
 	$(MIGRATOR) plan --phase $(PHASE) --config $(CONFIG) $(ARGS)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +18,12 @@ from migrator.dataplane.replicate import run_local
 from migrator.dataplane.verify import ScanEngine
 from migrator.dataplane.verify.run import run_verify
 from migrator.dev.demo import LiveWriter, fill
+from migrator.dev.emulator import find_emulator
 from migrator.errors import MigratorError
 from migrator.phases import ApplyOptions
+from migrator.phases.import_table import TABLE_ADDRESS
 from migrator.phases.runner import PhaseRunner
+from migrator.progress import QuietReporter
 
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
 from .support import migration, write_config
@@ -55,10 +61,18 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
             UUID=m.state.section("source_outputs")["event_source_mapping_uuid"]
         )["State"]
         runner.apply(3)
-        runner.apply(4)
+        runner.apply(4)  # enables the mapping: the emulator runs the deployed function from here
     finally:
         counts = writer.stop()
-    run_local(m, until_caught_up=True)
+    emulator = find_emulator(moto_endpoint)
+    assert emulator is not None
+    uuid = m.state.section("source_outputs")["event_source_mapping_uuid"]
+    assert emulator.wait_for_lambda(600, [uuid]), emulator.lambda_stats()
+    try:
+        run_local(m, until_caught_up=True)
+        local_refused = ""
+    except MigratorError as refused:
+        local_refused = str(refused)
     result = run_verify(m, engine=ScanEngine(segments=4, workers=4)).result
     return {
         "m": m,
@@ -68,6 +82,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
         "mapping_after_2": mapping_after_2,
         "live": counts,
         "verify": result,
+        "lambda": emulator.lambda_stats()[uuid],
+        "local_refused": local_refused,
     }
 
 
@@ -78,6 +94,19 @@ def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, ob
     verdict = migrated["verify"].to_json()  # type: ignore[attr-defined]
     assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0), verdict
     assert verdict["source_items"] == verdict["target_items"] > 0
+
+
+def test_the_deployed_function_replicated_the_changes(migrated: dict[str, object]) -> None:
+    """Catch-up ran through the function Terraform deployed (the emulator invokes its zip), not the local
+    runner, which the enabled mapping refused; the verify above is what proves it complete."""
+    stats = migrated["lambda"]
+    assert stats.batches > 0 and stats.records > 50, stats  # type: ignore[attr-defined]
+    assert (stats.errors, stats.failed_batches) == (0, 0), stats  # type: ignore[attr-defined]
+
+
+def test_the_local_runner_refuses_to_race_the_enabled_mapping(migrated: dict[str, object]) -> None:
+    assert "is Enabled, so Lambda is already replaying the stream" in migrated["local_refused"]  # type: ignore[operator]
+    assert "--no-enabled" in migrated["local_refused"]  # type: ignore[operator]
 
 
 def test_export_bucket_lives_in_the_target_account_with_its_policy(
@@ -199,6 +228,70 @@ def test_a_new_import_prefix_plans_no_change(migrated: dict[str, object]) -> Non
     finally:
         m.state.update("import", table_spec=spec)  # type: ignore[attr-defined]
     assert not plan.has_changes, plan.changes
+
+
+class Recorder:
+    """A reporter that keeps what phase 3 says, to show what an operator would read."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def heading(self, text: str) -> None:
+        self.lines.append(f"== {text}")
+
+    def done(self, text: str) -> None:
+        self.lines.append(f"✓ {text}")
+
+    def note(self, text: str) -> None:
+        self.lines.append(f"! {text}")
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[Any]:
+        with QuietReporter().live() as board:
+            yield board
+
+    @contextlib.contextmanager
+    def step(self, text: str) -> Iterator[None]:
+        yield
+        self.lines.append(f"✓ {text}")
+
+
+@pytest.mark.parametrize("left_behind", ["tainted", "not in the state"])
+def test_phase_3_rerun_recovers_a_table_an_interrupted_run_left_behind_without_replacing_it(
+    migrated: dict[str, object], target: AccountSession, left_behind: str, tmp_path: Path
+) -> None:
+    """A Terraform wait that ran out taints the table; a killed run leaves it out of the state. Phase 3,
+    run again (here after phase 4), untaints or adopts it, keeps every item, and ends with an empty plan."""
+    m = migrated["m"]
+    runner = migrated["runner"]
+    ddb = target.client("dynamodb")
+    before = count_items(ddb, migrated["table"])  # type: ignore[arg-type]
+    created = ddb.describe_table(TableName=migrated["table"])["Table"]["CreationDateTime"]
+    terraform = runner.terraform("target")  # type: ignore[attr-defined]
+    if left_behind == "tainted":
+        terraform._run(["taint", "-no-color", TABLE_ADDRESS])
+        assert [r.tainted for r in terraform.resources() if r.address == TABLE_ADDRESS] == [True]
+    else:
+        terraform._run(["state", "rm", "-no-color", f"-backup={tmp_path / 'state.backup'}", TABLE_ADDRESS])
+        assert TABLE_ADDRESS not in {r.address for r in terraform.resources()}
+    recorder = Recorder()
+    m.report = recorder  # type: ignore[attr-defined]
+    try:
+        runner.apply(3)  # type: ignore[attr-defined]
+    finally:
+        m.report = QuietReporter()  # type: ignore[attr-defined]
+    print("\n".join(recorder.lines))  # what the operator read (shown with -s)
+    said = "untainted" if left_behind == "tainted" else "adopted into the Terraform state"
+    assert any(said in line for line in recorder.lines), recorder.lines
+    assert [r.tainted for r in terraform.resources() if r.address == TABLE_ADDRESS] == [False]
+    assert count_items(ddb, migrated["table"]) == before > 0  # type: ignore[arg-type]
+    assert ddb.describe_table(TableName=migrated["table"])["Table"]["CreationDateTime"] == created
+    (plan,) = runner.plan(3)  # type: ignore[attr-defined]
+    assert not plan.has_changes, plan.changes
+    assert m.state.phase_status(3) == "done"  # type: ignore[attr-defined]
 
 
 def test_wrong_account_is_refused_before_any_change(

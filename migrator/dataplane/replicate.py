@@ -17,16 +17,17 @@ if TYPE_CHECKING:
 
 def check_no_lambda_running(ctx: MigrationContext) -> None:
     """Refuse to race a live Lambda replicator: two writers of one stream can interleave an older image
-    over a newer one. An emulator stores mappings but never runs them, so there the check is moot."""
-    if ctx.config.endpoint_url:
-        return
+    over a newer one. The emulator runs enabled mappings as Lambda does, so the check holds there too."""
     lam = ctx.source.client("lambda")
     mappings = lam.list_event_source_mappings(FunctionName=ctx.config.replicator_name).get("EventSourceMappings", [])
     live = [mp for mp in mappings if mp.get("State") in ("Enabled", "Enabling", "Updating")]
     if live:
+        uuid = live[0].get("UUID")
         raise MigratorError(
-            f"the replicator's event source mapping {live[0].get('UUID')} is {live[0].get('State')}, so Lambda is "
-            "already replaying the stream; the local runner would race it, so use one or the other"
+            f"the replicator's event source mapping {uuid} is {live[0].get('State')}, so Lambda is already "
+            "replaying the stream and the local runner would race it; let Lambda replicate (`migrator status` "
+            f"shows its progress), or disable the mapping first (`aws lambda update-event-source-mapping --uuid "
+            f"{uuid} --no-enabled`)"
         )
 
 

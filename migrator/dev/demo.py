@@ -26,6 +26,7 @@ TARGET_ACCOUNT = "111111111111"
 REGION = "us-east-1"
 TABLE = "Orders"
 CUSTOMERS = 97
+CATCH_UP_TIMEOUT_S = 900.0
 
 
 def demo_config(endpoint: str) -> dict[str, Any]:
@@ -70,18 +71,28 @@ def create_source_table(ddb: Any) -> None:
     )
 
 
+#: Text that JSON carries escaped: non-ASCII, quotes, backslashes, newlines, tabs and control characters.
+TRICKY = ("名前", "Zürich—Ελλάδα", 'say "hi"', "back\\slash", "line\nbreak", "tab\there", "bell\x07nul\x01", "emoji 🦆")
+
+
+def order_key(n: int) -> dict[str, Any]:
+    """The key of order ``n``; one in seven has a sort key of text JSON escapes (non-ASCII, quotes …)."""
+    sk = f"order#{n:06d}" + (f" {TRICKY[n % len(TRICKY)]}" if n % 7 == 0 else "")
+    return {"pk": {"S": f"customer#{n % CUSTOMERS:03d}"}, "sk": {"S": sk}}
+
+
 def make_item(rng: random.Random, n: int, version: int = 0) -> dict[str, Any]:
-    """A varied item: strings, 38-digit numbers, binary, sets, nested maps and lists, empty strings."""
-    order = f"order#{n:06d}"
+    """A varied item: strings (escaped text too), 38-digit numbers, binary, sets, nested maps and lists,
+    empty strings."""
     item: dict[str, Any] = {
-        "pk": {"S": f"customer#{n % CUSTOMERS:03d}"},
-        "sk": {"S": order},
+        **order_key(n),
         "customer": {"S": f"customer#{n % CUSTOMERS:03d}"},
         "created": {"N": str(1_700_000_000 + n)},
         "version": {"N": str(version)},
         "total": {"N": str(Decimal(rng.randint(1, 10**6)) / 100)},
         "precise": {"N": "1234567890123456789012345678901234567" + str(rng.randint(0, 9))},
         "note": {"S": "" if n % 11 == 0 else f"note {rng.random():.6f}"},
+        "label": {"S": f"{TRICKY[n % len(TRICKY)]} {TRICKY[(n // 3) % len(TRICKY)]}"},
     }
     kind = n % 5
     if kind == 0:
@@ -155,7 +166,7 @@ class LiveWriter:
                     self.counts["puts"] += 1
                 else:
                     n = rng.randrange(self._next)
-                    key = {"pk": {"S": f"customer#{n % CUSTOMERS:03d}"}, "sk": {"S": f"order#{n:06d}"}}
+                    key = order_key(n)
                     if roll < 0.8:
                         self.ddb.update_item(
                             TableName=self.table,
@@ -165,7 +176,7 @@ class LiveWriter:
                             ExpressionAttributeValues={
                                 ":z": {"N": "0"},
                                 ":one": {"N": "1"},
-                                ":note": {"S": f"updated {rng.random():.5f}"},
+                                ":note": {"S": f"updated {rng.random():.5f} {TRICKY[n % len(TRICKY)]}"},
                                 ":c": key["pk"],
                                 ":t": {"N": str(1_700_000_000 + n)},
                             },
@@ -183,7 +194,6 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     from ..cli.progress import RichReporter
     from ..cli.status import render_status
     from ..context import MigrationContext
-    from ..dataplane.replicate import run_local
     from ..dataplane.verify import ScanEngine
     from ..dataplane.verify.run import run_verify
     from ..phases import EXPORT, PHASES, PREPARE, ApplyOptions
@@ -241,17 +251,23 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
                 console.rule("migrator status (mid-migration)")
                 console.print(render_status(collect_status(migration)))
 
-        console.rule("replication (local runner: the emulator does not execute Lambda)")
-        stop = threading.Event()
-        background = threading.Thread(
-            target=lambda: run_local(migration, until_caught_up=False, stop=stop), name="local-replicator", daemon=True
-        )
-        background.start()
-        time.sleep(3.0)
+        uuid = str(migration.state.section("source_outputs")["event_source_mapping_uuid"])
+        console.rule("replication (the deployed Lambda, run by the emulator from its zip)")
+        time.sleep(3.0)  # the function replicates while the application still writes
         counts = writer.stop()
-        stop.set()
-        background.join()
-        run_local(migration, until_caught_up=True)
+        console.print("live writer stopped; waiting for the function to read the stream to its end")
+        t0 = time.monotonic()
+        if not emulator.wait_for_lambda(CATCH_UP_TIMEOUT_S, [uuid]):
+            console.print(f"[bold red]the function did not catch up within {CATCH_UP_TIMEOUT_S:.0f} s[/]")
+        timings["catch_up_s"] = round(time.monotonic() - t0, 1)
+        stats = emulator.lambda_stats().get(uuid)
+        if stats is not None:
+            rate = f", {stats.records_per_s:,.0f} records/s" if stats.records_per_s else ""
+            console.print(
+                f"the function processed {stats.records:,} records in {stats.batches} batches{rate} "
+                f"({stats.invocations} invocations, {stats.cold_starts} cold starts, {stats.errors} errors)",
+                highlight=False,
+            )
 
         console.rule("verify")
         result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
@@ -261,6 +277,9 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             "items_filled": items,
             "live_writes": sum(counts.values()),
             **{f"live_{k}": v for k, v in sorted(counts.items())},
+            "lambda_batches": stats.batches if stats else 0,
+            "lambda_records": stats.records if stats else 0,
+            "lambda_records_per_s": round(stats.records_per_s or 0.0, 1) if stats else 0.0,
             **timings,
             "total_s": round(time.monotonic() - started, 1),
         }
