@@ -360,3 +360,68 @@ def test_expired_credentials_are_one_sentence(tmp_path: Path) -> None:
         stub.add_client_error("get_caller_identity", service_error_code="ExpiredToken", http_status_code=403)
         with pytest.raises(MigratorError, match="credentials for the target account have expired"):
             check_identity(m, "target")
+
+
+class _FakeTerraform:
+    """The part of TerraformRunner phase 3's reconcile uses: the state's resources, untaint, import."""
+
+    def __init__(self, tainted: bool) -> None:
+        from migrator.infra.terraform import StateResource
+        from migrator.phases.import_table import TABLE_ADDRESS
+
+        self.resources_now = [StateResource(TABLE_ADDRESS, "aws_dynamodb_table", tainted)]
+        self.untainted: list[str] = []
+
+    def resources(self) -> list[Any]:
+        return self.resources_now
+
+    def untaint(self, address: str) -> None:
+        self.untainted.append(address)
+
+    def import_resource(self, var_file: Path, address: str, resource_id: str) -> None:
+        raise AssertionError("the table is in the state: nothing to import")
+
+
+def _import_in_progress_then(stub: Stubber, arn: str, final: dict[str, Any]) -> None:
+    table_arn = "arn:aws:dynamodb:us-east-1:111111111111:table/Orders"
+    stub.add_response("describe_table", {"Table": {"TableName": "Orders", "TableArn": table_arn}})
+    stub.add_response(
+        "list_imports",
+        {"ImportSummaryList": [{"ImportArn": arn, "TableArn": table_arn, "ImportStatus": "IN_PROGRESS"}]},
+    )
+    stub.add_response("describe_import", {"ImportTableDescription": {"ImportArn": arn, "ImportStatus": "IN_PROGRESS"}})
+    stub.add_response(
+        "describe_import",
+        {"ImportTableDescription": {"ImportArn": arn, "ImportStatus": "IN_PROGRESS", "ProcessedItemCount": 5}},
+    )
+    stub.add_response("describe_import", {"ImportTableDescription": {"ImportArn": arn, **final}})
+
+
+def test_phase_3_waits_for_an_import_that_outlasted_terraform_then_untaints_the_table(tmp_path: Path) -> None:
+    from migrator.phases.import_table import TABLE_ADDRESS, reconcile_table
+
+    m = _offline_migration(tmp_path)
+    m.waits.import_poll_s = 0.0
+    terraform = _FakeTerraform(tainted=True)
+    arn = "arn:aws:dynamodb:us-east-1:111111111111:table/Orders/import/01"
+    with Stubber(m.target.client("dynamodb")) as stub:
+        _import_in_progress_then(stub, arn, {"ImportStatus": "COMPLETED", "ImportedItemCount": 9})
+        reconcile_table(m, terraform, tmp_path / "vars.json")  # type: ignore[arg-type]
+        stub.assert_no_pending_responses()
+    assert terraform.untainted == [TABLE_ADDRESS]
+    assert m.state.section("import")["arn"] == arn
+
+
+def test_phase_3_reports_an_import_that_failed_with_its_code_and_message_and_leaves_the_taint(tmp_path: Path) -> None:
+    from migrator.phases.import_table import reconcile_table
+
+    m = _offline_migration(tmp_path)
+    m.waits.import_poll_s = 0.0
+    terraform = _FakeTerraform(tainted=True)
+    arn = "arn:aws:dynamodb:us-east-1:111111111111:table/Orders/import/02"
+    final = {"ImportStatus": "FAILED", "FailureCode": "InvalidJson", "FailureMessage": "line 7 is not JSON"}
+    with Stubber(m.target.client("dynamodb")) as stub:
+        _import_in_progress_then(stub, arn, final)
+        with pytest.raises(MigratorError, match=r"the import ended FAILED \(InvalidJson: line 7 is not JSON\)"):
+            reconcile_table(m, terraform, tmp_path / "vars.json")  # type: ignore[arg-type]
+    assert terraform.untainted == []
