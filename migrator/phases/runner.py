@@ -17,7 +17,7 @@ from ..infra.plan import PlanReport, report
 from ..infra.render import render, write_tfvars
 from ..infra.terraform import PlanResult, TerraformRunner, child_env
 from ..resources import terraform_root
-from . import PHASES, phase
+from . import IMPORT, PHASES, phase
 from .base import Account, ApplyOptions, Phase
 from .guards import check_deadline, check_identity, check_order, check_same_migration
 
@@ -111,8 +111,8 @@ class PhaseRunner:
                     r.address for r in runner.resources() if r.tainted and r.address in summary.table_replacements
                 ]
                 why = (
-                    f"it is tainted ({', '.join(tainted)}: a creation that did not finish); run phase 3, which waits "
-                    "for the import and untaints the table"
+                    f"it is tainted ({', '.join(tainted)}: a creation that did not finish); run phase "
+                    f"{IMPORT.number}, which waits for the import and untaints the table"
                     if tainted
                     else f"`migrator plan --phase {p.number}` shows the change that forces it: undo it"
                 )

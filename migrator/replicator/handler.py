@@ -103,7 +103,7 @@ def call_timeouts(time_left_s: float | None, margin_s: float) -> tuple[float, fl
     if time_left_s is None:
         return CONNECT_TIMEOUT_S, READ_TIMEOUT_S
     whole_seconds_free = math.floor(max(0.0, time_left_s - margin_s))
-    budget = max(0.5, math.floor(whole_seconds_free) / 2)
+    budget = max(0.5, whole_seconds_free / 2)
     connect = min(CONNECT_TIMEOUT_S, budget / 4)
     return connect, min(READ_TIMEOUT_S, budget - connect)
 
