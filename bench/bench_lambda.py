@@ -184,6 +184,7 @@ def main() -> int:
     args = parser.parse_args()
 
     emulator = start_emulator()
+    os.environ.update(emulator.client_environment())  # AWS_CA_BUNDLE, for this process and the local runner
     try:
         endpoint = emulator.endpoint
         source = AccountSession(SOURCE, REGION, f"arn:aws:iam::{SOURCE}:role/Ops", endpoint_url=endpoint)

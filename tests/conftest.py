@@ -60,10 +60,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """One embedded emulator for the whole session: moto server, with enabled event source mappings run
-    as Lambda runs them (migrator/dev/emulator.py names each adjustment of moto)."""
+    as Lambda runs them (migrator/dev/emulator.py names each adjustment of moto). It serves HTTPS; every
+    client of the session (boto3 here, Terraform, the replicator's zip in a child) trusts its CA through
+    AWS_CA_BUNDLE, set for the session."""
     running = start_emulator()
-    yield running
-    running.stop()
+    os.environ.update(running.client_environment())
+    try:
+        yield running
+    finally:
+        os.environ.pop("AWS_CA_BUNDLE", None)
+        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,8 @@ def handler(event, context):
         "memory_limit_in_mb": context.memory_limit_in_mb,
         "env": {k: os.environ.get(k) for k in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION",
                                                "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "PROBE_SETTING",
-                                               "AWS_LAMBDA_FUNCTION_TIMEOUT", "LAMBDA_TASK_ROOT")},
+                                               "AWS_LAMBDA_FUNCTION_TIMEOUT", "LAMBDA_TASK_ROOT",
+                                               "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE")},
         "path": sys.path,
         "event": event,
     }
@@ -523,6 +524,9 @@ def test_the_function_runs_in_an_interpreter_where_migrator_is_not_importable(ri
     assert call["env"]["AWS_REGION"] == call["env"]["AWS_DEFAULT_REGION"] == REGION
     assert call["env"]["AWS_SESSION_TOKEN"] and call["env"]["AWS_ACCESS_KEY_ID"]
     assert (call["env"]["PROBE_SETTING"], call["env"]["AWS_LAMBDA_FUNCTION_TIMEOUT"]) == ("x", "7")
+    # emulator only: the function's clients talk to the emulator over TLS and trust its CA
+    assert call["env"]["AWS_ENDPOINT_URL"] == rig.emulator.endpoint
+    assert call["env"]["AWS_CA_BUNDLE"] == str(rig.emulator.ca_bundle)
     assert call["invoked_function_arn"] == f"arn:aws:lambda:{REGION}:{SOURCE_ACCOUNT}:function:{function}"
     assert call["memory_limit_in_mb"] == 512
     assert 0 < call["remaining_ms"] <= 7000

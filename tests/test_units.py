@@ -87,10 +87,23 @@ def test_parse_version(text: str, version: tuple[int, int, int]) -> None:
 
 
 def test_child_env_holds_only_passthrough_and_given_credentials() -> None:
-    base = {"PATH": "/bin", "AWS_ACCESS_KEY_ID": "operator-key", "AWS_PROFILE": "prod", "SECRET_THING": "x"}
+    base = {
+        "PATH": "/bin",
+        "AWS_ACCESS_KEY_ID": "operator-key",
+        "AWS_SESSION_TOKEN": "operator-token",
+        "AWS_PROFILE": "prod",
+        "AWS_CA_BUNDLE": "/etc/ca.pem",
+        "SECRET_THING": "x",
+    }
     env = child_env({"AWS_ACCESS_KEY_ID": "phase-key"}, Path("/d"), base)
     assert env["AWS_ACCESS_KEY_ID"] == "phase-key"
-    assert "AWS_PROFILE" not in env
+    assert "AWS_PROFILE" not in env and "AWS_SESSION_TOKEN" not in env
+    assert env["AWS_CA_BUNDLE"] == "/etc/ca.pem"  # a CA to trust (the emulator's), the one AWS_ variable kept
+    assert sorted(k for k in env if k.startswith("AWS_")) == [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_CA_BUNDLE",
+        "AWS_EC2_METADATA_DISABLED",
+    ]
     assert "SECRET_THING" not in env
     assert env["TF_DATA_DIR"] == "/d"
 

@@ -218,6 +218,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     emulator = start_emulator()
+    os.environ.update(emulator.client_environment())  # AWS_CA_BUNDLE: every client trusts the emulator's CA
     try:
         console.rule("migrator demo")
         console.print(
@@ -291,3 +292,4 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         return bool(result.clean)
     finally:
         emulator.stop()
+        os.environ.pop("AWS_CA_BUNDLE", None)  # the CA went with the emulator

@@ -32,8 +32,9 @@ from nothing: the function's variables, the execution role's credentials (``AWS_
 ``AWS_LAMBDA_FUNCTION_NAME`` / ``_VERSION`` / ``_MEMORY_SIZE`` / ``_TIMEOUT``, the log group and
 stream names, ``AWS_EXECUTION_ENV``, ``LAMBDA_TASK_ROOT``, ``_HANDLER``, ``TZ``; plus, for the
 emulator only, ``AWS_ENDPOINT_URL`` (every client the function makes talks to the emulator, never to
-AWS) and empty AWS config/credentials files. The event is Lambda's JSON for DynamoDB streams (binary
-values base64 text, ``ApproximateCreationDateTime`` epoch seconds); the context has
+AWS), ``AWS_CA_BUNDLE`` when the emulator serves HTTPS (its clients trust the emulator's CA, as the
+runtime's own clients do) and empty AWS config/credentials files. The event is Lambda's JSON for
+DynamoDB streams (binary values base64 text, ``ApproximateCreationDateTime`` epoch seconds); the context has
 ``get_remaining_time_in_millis()`` from the invocation's deadline, ``function_name``,
 ``function_version``, ``invoked_function_arn``, ``memory_limit_in_mb``, ``aws_request_id``,
 ``log_group_name``, ``log_stream_name``.
@@ -526,8 +527,9 @@ class _Gone(Exception):
 class _Clients:
     """boto3 clients against the emulator, by (account identity, service); credentials by role."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, ca_bundle: Path | None = None) -> None:
         self.endpoint = endpoint
+        self.verify: str | None = None if ca_bundle is None else str(ca_bundle)  # the emulator's CA, if TLS
         self._lock = threading.Lock()
         self._creds: dict[str, tuple[dict[str, str], float]] = {}
         self._clients: dict[tuple[str, str, str, str], Any] = {}
@@ -552,6 +554,7 @@ class _Clients:
                 aws_secret_access_key=creds["SecretAccessKey"],
                 aws_session_token=creds.get("SessionToken"),
                 config=self._config,
+                verify=self.verify,
             )
             with self._lock:
                 client = self._clients.setdefault(key, client)
@@ -844,15 +847,16 @@ class FunctionProcess:
 class LambdaRuntime:
     """Runs the emulator's enabled DynamoDB-stream event source mappings (see the module docstring)."""
 
-    def __init__(self, endpoint: str, *, workdir: Path | None = None) -> None:
+    def __init__(self, endpoint: str, *, ca_bundle: Path | None = None, workdir: Path | None = None) -> None:
         self.endpoint = endpoint
+        self.ca_bundle = ca_bundle
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="migrator-lambda-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
         (self.workdir / "code").mkdir(exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
-        self.clients = _Clients(endpoint)
+        self.clients = _Clients(endpoint, ca_bundle)
         self._code = _CodeStore(self.workdir / "code")
         self._libraries: Path | None = None
         self._stop = threading.Event()
@@ -1032,6 +1036,8 @@ class LambdaRuntime:
                 "AWS_EC2_METADATA_DISABLED": "true",
             }
         )
+        if self.ca_bundle is not None:  # emulator only: its clients trust the emulator's CA
+            env["AWS_CA_BUNDLE"] = str(self.ca_bundle)
         return env
 
     def _acquire(self, spec: FunctionSpec, code_dir: Path) -> tuple[FunctionProcess | None, dict[str, Any] | None]:

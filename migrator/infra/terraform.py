@@ -25,7 +25,7 @@ from ..errors import MigratorError
 REQUIRED_TERRAFORM = (1, 5, 0)
 
 # Environment variables a Terraform child may inherit from the operator's shell. Everything AWS is
-# dropped and replaced with the credentials of the phase's account.
+# dropped (AWS_CA_BUNDLE aside) and replaced with the credentials of the phase's account.
 _PASSTHROUGH = (
     "PATH",
     "HOME",
@@ -36,6 +36,7 @@ _PASSTHROUGH = (
     "TF_PLUGIN_CACHE_DIR",
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
+    "AWS_CA_BUNDLE",  # the one AWS_ variable passed on: a CA to trust (the emulator's), not a credential
     "HTTPS_PROXY",
     "HTTP_PROXY",
     "NO_PROXY",
