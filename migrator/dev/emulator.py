@@ -9,6 +9,25 @@ AWS provider and S3 backend read it); ``start_emulator(tls=False)`` serves plain
 
 Adjustments, each restoring an AWS behaviour moto lacks (docs/architecture.md, "The emulator"):
 
+* **Bucket policies know ``aws:SecureTransport``.** moto evaluates a bucket policy for object
+  requests with no request context at all, so a condition on the transport could not hold or fail
+  as it does on AWS. Here a WSGI middleware around moto's app records, for the request's thread,
+  whether the request came over TLS, and bucket-policy evaluation gets ``aws:SecureTransport``:
+  ``true`` over TLS, ``false`` over plain HTTP (no value for a call that did not come through the
+  emulator's server). Other keys are absent from the context, as keys are that a request lacks.
+
+* **A bucket-policy statement whose Condition does not hold does not apply.** moto's
+  ``IAMPolicyStatement`` answers DENIED whenever a statement's condition fails to match, for an
+  Allow statement and for a Deny whose condition is false alike, and it treats an operator it does
+  not know (``Bool`` among them), and a key the request does not carry, as holding: a TLS-only deny
+  (``Deny s3:*`` if ``aws:SecureTransport`` is ``false``) refused every object GET and PUT, over TLS
+  or not. On AWS a statement applies only when its condition holds, and then Deny wins over Allow.
+  Here a bucket policy is evaluated that way (:func:`conditions_match`: String*, Arn*, Bool, Null,
+  ``IfExists``, ``ForAnyValue:``/``ForAllValues:``, an absent key failing all but the negated
+  operators; a condition with another operator does not hold, and is logged). Only bucket policies
+  (``FakeBucket.get_permission``) change: moto's IAM evaluations (identity policies, role trust
+  policies with ``sts:ExternalId``) keep moto's IAMPolicyStatement as it is.
+
 * **Stream records are kept.** moto "delivers" a DynamoDB stream's records to every Lambda event
   source mapping on the table (even a disabled one) by invoking the function in Docker, and then
   DISCARDS the records from the shard whatever the outcome. Without Docker the records are simply
@@ -62,10 +81,11 @@ import contextlib
 import gzip
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,6 +255,166 @@ def _list_imports() -> None:
     DynamoHandler.list_imports = list_imports  # type: ignore[attr-defined]
 
 
+# Bucket policies as AWS evaluates them ------------------------------------------------------------
+
+_request = threading.local()  # per request thread: did the request come over TLS (``secure``)?
+
+_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+_POSITIVE_OF = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """IAM's wildcard match: ``*`` any run of characters, ``?`` one character, nothing else special."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+def _compare(operator: str, expected: str, actual: str) -> bool:
+    if operator == "StringEquals":
+        return expected == actual
+    if operator == "StringEqualsIgnoreCase":
+        return expected.lower() == actual.lower()
+    if operator in ("StringLike", "ArnEquals", "ArnLike"):  # ArnEquals matches wildcards as ArnLike does
+        return _glob(expected, actual)
+    if operator == "Bool":
+        return expected.lower() == actual.lower()
+    raise KeyError(operator)
+
+
+def _condition_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+_unevaluated: set[str] = set()
+
+
+def conditions_match(conditions: Mapping[str, Any] | None, context: Mapping[str, str | Sequence[str]]) -> bool:
+    """Whether a policy statement's ``Condition`` block holds for a request whose context keys are
+    ``context``, as IAM evaluates it: every operator and every key in it must hold (AND), any one of a
+    key's values may match (OR); keys are case-insensitive. A key absent from the context fails the
+    condition, except under a negated operator (``StringNotEquals``…), ``…IfExists``, ``ForAllValues:``
+    or ``Null: true``. Operators evaluated: String(Not)Equals(IgnoreCase), String(Not)Like,
+    Arn(Not)Equals, Arn(Not)Like, Bool, Null, with ``IfExists`` and ``ForAnyValue:``/``ForAllValues:``.
+    A condition with any other operator (Numeric…, Date…, IpAddress…) does not hold (logged once)."""
+    if not conditions:
+        return True
+    known = {k.lower(): ([v] if isinstance(v, str) else list(v)) for k, v in context.items()}
+    for raw_operator, keys in conditions.items():
+        qualifier, _, operator = str(raw_operator).rpartition(":")
+        if_exists = operator.endswith("IfExists") and operator != "IfExists"
+        operator = operator.removesuffix("IfExists") if if_exists else operator
+        if not isinstance(keys, Mapping):
+            return False
+        for key, values in keys.items():
+            expected = [_condition_value(v) for v in (values if isinstance(values, list) else [values])]
+            actual = known.get(str(key).lower())
+            if operator == "Null":
+                if (actual is None) != any(e.lower() == "true" for e in expected):
+                    return False
+                continue
+            positive = _POSITIVE_OF.get(operator, operator)
+            if positive not in ("StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "Bool"):
+                if raw_operator not in _unevaluated:
+                    _unevaluated.add(raw_operator)
+                    logging.getLogger("migrator.dev.emulator").warning(
+                        "bucket policy condition operator %s is not evaluated by the emulator: "
+                        "a statement using it does not apply",
+                        raw_operator,
+                    )
+                return False
+            if actual is None:
+                if not (if_exists or operator in _NEGATED or qualifier == "ForAllValues"):
+                    return False
+                continue
+
+            def hits(value: str, op: str = positive, exp: list[str] = expected) -> bool:
+                return any(_compare(op, e, value) for e in exp)
+
+            # ForAllValues: every value of the request's; a single-valued key or ForAnyValue: any of them
+            held = all(hits(a) for a in actual) if qualifier == "ForAllValues" else any(hits(a) for a in actual)
+            if operator in _NEGATED:
+                held = not held
+            if not held:
+                return False
+    return True
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _bucket_policy_permission(policy: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]) -> Any:
+    """A bucket policy's verdict on ``action`` on ``resource`` (moto's PermissionResult): DENIED if a
+    Deny statement applies, else PERMITTED if an Allow statement applies, else NEUTRAL. A statement
+    applies when its Action (case-insensitive) or NotAction, its Resource or NotResource, its Principal
+    (as moto checks it: ``"*"`` or a principal map; the caller is not known here) and its Condition all
+    match."""
+    from moto.iam.access_control import PermissionResult
+
+    statements = policy.get("Statement", [])
+    permitted = False
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping):
+            continue
+        if "NotAction" in statement:
+            concerned = not any(_glob(a.lower(), action.lower()) for a in _listed(statement["NotAction"]))
+        else:
+            concerned = any(_glob(a.lower(), action.lower()) for a in _listed(statement.get("Action", [])))
+        principal = statement.get("Principal")
+        if not concerned or (isinstance(principal, str) and principal != "*"):
+            continue
+        if "NotResource" in statement:
+            if any(_glob(r, resource) for r in _listed(statement["NotResource"])):
+                continue
+        elif not any(_glob(r, resource) for r in _listed(statement.get("Resource", []))):
+            continue
+        if not conditions_match(statement.get("Condition"), context):
+            continue  # on AWS a statement whose condition does not hold does not apply, Allow or Deny
+        if statement.get("Effect") == "Deny":
+            return PermissionResult.DENIED
+        if statement.get("Effect") == "Allow":
+            permitted = True
+    return PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL
+
+
+def _bucket_policies_as_aws() -> None:
+    """Bucket policies know ``aws:SecureTransport``, and a statement whose Condition does not hold does
+    not apply (moto's IAMPolicyStatement stays as it is for IAM's own evaluations)."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        context: dict[str, str] = {}
+        secure = getattr(_request, "secure", None)
+        if secure is not None:  # None: not a request through the emulator's server (moto in-process)
+            context["aws:SecureTransport"] = "true" if secure else "false"
+        return _bucket_policy_permission(json.loads(self.policy), action, resource, context)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+class _RecordTransport:
+    """WSGI middleware around moto's app: records, for the request's thread, whether it came over TLS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        _request.secure = environ.get("wsgi.url_scheme") == "https"
+        try:
+            return self.app(environ, start_response)  # moto answers in full before returning
+        finally:
+            _request.secure = None
+
+
 def adjust_moto() -> None:
     """Apply every adjustment above to moto's classes (once per process)."""
     global _patched
@@ -246,6 +426,7 @@ def adjust_moto() -> None:
         _import_decodes_json()
         _segments_hash_binary_keys()
         _list_imports()
+        _bucket_policies_as_aws()
         _patched = True
 
 
@@ -258,8 +439,8 @@ HANDSHAKE_TIMEOUT_S = 10.0  # a connection that does not complete its TLS handsh
 
 
 class _Server:
-    """moto's WSGI app served by werkzeug's threaded server, as moto's ThreadedMotoServer serves it,
-    over TLS when given a context.
+    """moto's WSGI app (with :class:`_RecordTransport` around it) served by werkzeug's threaded server,
+    as moto's ThreadedMotoServer serves it, over TLS when given a context.
 
     The listening socket is wrapped without a handshake on accept; each connection's handshake runs in
     its own request thread (werkzeug would run it in the accept loop, where one silent client stalls
@@ -291,7 +472,7 @@ class _Server:
                         return
                 super().handle()
 
-        app = DomainDispatcherApplication(create_backend_app)
+        app = _RecordTransport(DomainDispatcherApplication(create_backend_app))
         self._server = ThreadedWSGIServer(host, port, app, Handler)
         if context is not None:
             self._server.socket = context.wrap_socket(
