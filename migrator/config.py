@@ -153,6 +153,39 @@ class TargetTableOverrides(_Strict):
     import_timeout_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
 
 
+class StateConfig(_Strict):
+    """Where the Terraform state and the migration document live: one S3 bucket a whole team shares."""
+
+    bucket: str | None = None  # default: migrator-state-<account id>-<region> of ``account``
+    account: Account = "target"  # which account owns the bucket
+    region: str | None = None  # default: that account's region
+    prefix: str = "migrator"
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and (not BUCKET_RE.match(v) or ".." in v or re.match(r"^\d+\.\d+\.\d+\.\d+$", v)):
+            raise ValueError(
+                f"is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-', starting and ending "
+                f"with a letter or digit), got {v!r}"
+            )
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not REGION_RE.match(v):
+            raise ValueError(f"does not look like an AWS region (such as us-east-1), got {v!r}")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$", v):
+            raise ValueError(f"must be an S3 key prefix of path segments without leading or trailing '/', got {v!r}")
+        return v
+
+
 class MigrationConfig(_Strict):
     migration: str
     source: AccountConfig
@@ -166,6 +199,7 @@ class MigrationConfig(_Strict):
     replicator: ReplicatorConfig = ReplicatorConfig()
     target_table: TargetTableOverrides = TargetTableOverrides()
     retry: RetryConfig = RetryConfig()
+    state: StateConfig = StateConfig()
     stream_retention_hours: Annotated[float, Field(gt=0, le=24)] = 24.0
 
     @field_validator("migration")
@@ -252,6 +286,28 @@ class MigrationConfig(_Strict):
     @property
     def writer_role_name(self) -> str:
         return f"{self.migration}-writer"
+
+    @property
+    def state_account(self) -> AccountConfig:
+        return self.source if self.state.account == "source" else self.target
+
+    @property
+    def state_region(self) -> str:
+        return self.state.region or self.state_account.region
+
+    @property
+    def state_bucket(self) -> str:
+        return self.state.bucket or f"migrator-state-{self.state_account.account_id}-{self.state_region}"
+
+    @property
+    def state_key(self) -> str:
+        """The migration document's key in the state bucket."""
+        return f"{self.state.prefix}/{self.migration}/state.json"
+
+    @property
+    def lock_key(self) -> str:
+        """The migration lock's key in the state bucket."""
+        return f"{self.state.prefix}/{self.migration}/lock.json"
 
     @property
     def partition(self) -> str:

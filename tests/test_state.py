@@ -6,7 +6,7 @@ import json
 import multiprocessing
 from pathlib import Path
 
-from migrator.state import MigrationState
+from migrator.state import SCHEMA, MigrationState
 
 UPDATES = 150
 
@@ -41,7 +41,11 @@ def test_a_copy_read_earlier_never_overwrites_a_later_change(tmp_path: Path) -> 
     other.update("verify", missing=0)
     stale["local_lag_s"] = 99.0  # changing a copy changes nothing
     mine.update("replication", local_caught_up=True)
-    assert mine.data == {"replication": {"local_lag_s": 3.0, "local_caught_up": True}, "verify": {"missing": 0}}
+    assert mine.data == {
+        "replication": {"local_lag_s": 3.0, "local_caught_up": True},
+        "verify": {"missing": 0},
+        "schema": SCHEMA,  # every write stamps the layout's version
+    }
 
 
 def test_phase_records_keep_when_each_status_was_reached(tmp_path: Path) -> None:

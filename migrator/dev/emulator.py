@@ -67,6 +67,12 @@ Adjustments, each restoring an AWS behaviour moto lacks (docs/architecture.md, "
   phase 3 finds an import it did not see finish that way (a Terraform wait that ran out, a killed
   run); here ListImports lists moto's imports (of one table, with ``TableArn``), with their start time.
 
+* **Conditional writes are atomic.** moto checks a PutObject's (or DeleteObject's) ``If-Match`` or
+  ``If-None-Match`` and then writes, in two steps a second request can run between: two writers of
+  the same ETag could both succeed, one overwriting the other. S3 applies the condition and the write
+  as one; here conditional object writes run one at a time, so exactly one of two such writers wins
+  and the other gets 412 (the migration document's compare-and-swap and the migration lock rely on it).
+
 * **A segmented Scan hashes a binary partition key.** moto assigns an item to a ``Segment`` by an
   MD5 of its partition key's value encoded as text, and a ``B`` key is stored as bytes, so a parallel
   Scan of a table whose HASH key is binary failed with ``'bytes' object has no attribute 'encode'``
@@ -415,6 +421,26 @@ class _RecordTransport:
             _request.secure = None
 
 
+def _conditional_writes_are_atomic() -> None:
+    """Conditional object writes are atomic: a PutObject/DeleteObject carrying If-Match or If-None-Match
+    checks and writes while no other conditional write runs."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.Lock()
+
+    def atomic(original: Any) -> Any:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.headers.get("If-Match") or self.headers.get("If-None-Match"):
+                with lock:
+                    return original(self, *args, **kwargs)
+            return original(self, *args, **kwargs)
+
+        return handler
+
+    S3Response.put_object = atomic(S3Response.put_object)  # type: ignore[method-assign]
+    S3Response.delete_object = atomic(S3Response.delete_object)  # type: ignore[method-assign]
+
+
 def adjust_moto() -> None:
     """Apply every adjustment above to moto's classes (once per process)."""
     global _patched
@@ -427,6 +453,7 @@ def adjust_moto() -> None:
         _segments_hash_binary_keys()
         _list_imports()
         _bucket_policies_as_aws()
+        _conditional_writes_are_atomic()
         _patched = True
 
 
