@@ -361,7 +361,15 @@ class _Fixer:
 
 
 def redrive(ctx: MigrationContext, *, dry_run: bool = False) -> RedriveResult:
-    """Fix in the target every key named by the failure records; move the fixed records aside."""
+    """Fix in the target every key named by the failure records; move the fixed records aside (under the
+    migration's lock; a dry run changes nothing and takes none)."""
+    if dry_run:
+        return _redrive(ctx, dry_run=True)
+    with ctx.lock.held("migrator redrive"):
+        return _redrive(ctx, dry_run=False)
+
+
+def _redrive(ctx: MigrationContext, *, dry_run: bool) -> RedriveResult:
     c = ctx.config
     s3 = ctx.source.client("s3")
     source_ddb = ctx.source.client("dynamodb")

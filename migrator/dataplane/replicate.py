@@ -32,7 +32,13 @@ def check_no_lambda_running(ctx: MigrationContext) -> None:
 
 
 def run_local(ctx: MigrationContext, *, until_caught_up: bool, stop: threading.Event | None = None) -> Summary:
-    """Replay the source stream into the target here, checkpointing per shard in the state directory."""
+    """Replay the source stream into the target here, checkpointing per shard in the cache directory, under
+    the migration's lock (another mutating run is refused at once)."""
+    with ctx.lock.held("migrator replicate --local"):
+        return _run_local(ctx, until_caught_up=until_caught_up, stop=stop)
+
+
+def _run_local(ctx: MigrationContext, *, until_caught_up: bool, stop: threading.Event | None) -> Summary:
     if not IMPORT.done(ctx):
         raise MigratorError(f"replication needs the target table: run phase {IMPORT.number} first")
     stream_arn = ctx.state.section("stream").get("arn")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,17 +57,18 @@ def run_verify(ctx: MigrationContext, *, repair: bool = False, engine: VerifyEng
     """
     chosen: VerifyEngine = engine or ScanEngine(retry=ctx.retry)
     key_names = table_key_names(ctx.source.client("dynamodb"), ctx.config.source_table_name)
-    run = VerifyRun(_compare(ctx, chosen, key_names))
-    if repair and not run.first.clean:
-        fixed = repair_keys(
-            ctx.source.client("dynamodb"),
-            ctx.config.source_table_name,
-            ctx.target.client("dynamodb"),
-            ctx.config.target_table_name,
-            run.first.differing_keys,
-            retry=ctx.retry,
-        )
-        run = VerifyRun(run.first, fixed, _compare(ctx, chosen, key_names))
+    with ctx.lock.held("migrator verify --repair") if repair else contextlib.nullcontext():
+        run = VerifyRun(_compare(ctx, chosen, key_names))
+        if repair and not run.first.clean:
+            fixed = repair_keys(
+                ctx.source.client("dynamodb"),
+                ctx.config.source_table_name,
+                ctx.target.client("dynamodb"),
+                ctx.config.target_table_name,
+                run.first.differing_keys,
+                retry=ctx.retry,
+            )
+            run = VerifyRun(run.first, fixed, _compare(ctx, chosen, key_names))
     recorded = {k: v for k, v in run.result.to_json().items() if k != "examples"}
     ctx.state.update("verify", at=iso(now()), **recorded)
     return run
