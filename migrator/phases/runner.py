@@ -7,6 +7,7 @@ phase. ``plan`` runs the same steps up to the plan and changes nothing.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from ..context import MigrationContext
 from ..errors import MigratorError
 from ..infra.plan import PlanReport, report
 from ..infra.render import render, write_tfvars
+from ..infra.state_bucket import ensure_state_bucket
 from ..infra.terraform import PlanResult, TerraformRunner, child_env
-from ..resources import terraform_root
+from ..resources import bundle_root, terraform_root
 from . import IMPORT, PHASES, phase
 from .base import Account, ApplyOptions, Phase
 from .guards import check_deadline, check_identity, check_order, check_same_migration
@@ -47,26 +49,53 @@ def root_variables(ctx: MigrationContext, root: Account, current: Phase) -> dict
     return variables
 
 
+def offline_root(cache_dir: Path, root: Account) -> Path:
+    """A copy of ``root`` (and the modules beside it) whose backend is local: for a plan made before the state
+    bucket exists, against an empty state. The packaged roots are never written to."""
+    bundle = cache_dir / "offline"
+    for part in ("terraform", "modules"):
+        shutil.rmtree(bundle / part, ignore_errors=True)
+        shutil.copytree(bundle_root() / part, bundle / part, ignore=shutil.ignore_patterns(".terraform*"))
+    shutil.copy2(terraform_root(root) / ".terraform.lock.hcl", bundle / "terraform" / root / ".terraform.lock.hcl")
+    override = 'terraform {\n  backend "local" {}\n}\n'
+    (bundle / "terraform" / root / "backend_override.tf").write_text(override, encoding="utf-8")
+    return bundle / "terraform" / root
+
+
 @dataclass
 class PhaseRunner:
     """Runs the phases of one migration; keeps each root's initialised Terraform for the process."""
 
     ctx: MigrationContext
     _terraform: dict[Account, TerraformRunner] = field(default_factory=dict, init=False, repr=False)
+    _offline: bool | None = field(default=None, init=False, repr=False)
 
     # Terraform ------------------------------------------------------------------------------------
+    def offline(self) -> bool:
+        """True when the state bucket does not exist yet: only a plan can run, against an empty state."""
+        if self._offline is None:
+            self._offline = not self.ctx.state_bucket_exists()
+            if self._offline:
+                self.ctx.report.note(
+                    f"the state bucket {self.ctx.config.state_bucket} does not exist yet (phase 1 creates it), "
+                    "so this plan is against an empty state"
+                )
+        return self._offline
+
     def terraform(self, root: Account) -> TerraformRunner:
         """Terraform checked, initialised and in the migration's workspace: changes no account."""
         if root not in self._terraform:
             ctx = self.ctx
             data_dir = ctx.state_dir / "terraform" / root / "data"
+            offline = self.offline()
+            backend = ctx.offline_backend if offline else ctx.backend
             runner = TerraformRunner(
-                root=terraform_root(root),
+                root=offline_root(ctx.state_dir, root) if offline else terraform_root(root),
                 data_dir=data_dir,
                 env=child_env(ctx.session(root).credentials().as_env(), data_dir),
-                backend_config=ctx.backend.init_config(root),
+                backend_config=backend.init_config(root),
             )
-            with ctx.report.step(f"terraform init ({root})"):
+            with ctx.report.step(f"terraform init ({root}, {backend.name} backend)"):
                 runner.check_version()
                 runner.init()
                 runner.select_workspace(ctx.config.migration)
@@ -147,7 +176,8 @@ class PhaseRunner:
         return reports
 
     def apply(self, number: int, options: ApplyOptions | None = None) -> None:
-        """`migrator apply --phase N`: the phase's checks, Terraform in its roots, its data steps."""
+        """`migrator apply --phase N`: the phase's checks, Terraform in its roots, its data steps, under the
+        migration's lock."""
         ctx = self.ctx
         p = phase(number)
         options = options or ApplyOptions()
@@ -155,9 +185,22 @@ class PhaseRunner:
         check_order(ctx, p)
         for account in p.accounts:
             check_identity(ctx, account)
+        check_identity(ctx, ctx.config.state.account)
         if p.within_retention:
             check_deadline(ctx)
         p.check(ctx, options)
+        if ensure_state_bucket(ctx.state_s3(), ctx.config):
+            ctx.report.done(
+                f"state bucket {ctx.config.state_bucket} created in the {ctx.config.state.account} account "
+                "(versioned, encrypted, public access blocked, TLS only)"
+            )
+        self._offline = False
+        with ctx.lock.held(f"migrator apply --phase {p.number}"):
+            self._apply_locked(p, options)
+
+    def _apply_locked(self, p: Phase, options: ApplyOptions) -> None:
+        ctx = self.ctx
+        check_order(ctx, p)  # again, now that no other run can change the document
         for root in p.roots:
             self.terraform(root)  # a missing or old Terraform or provider fails here, before any change
         accounts = " + ".join(f"{a} account {ctx.account_id(a)}" for a in p.roots)

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.10.0" # use_lockfile: S3-native state locking
 
   required_providers {
     aws = {
@@ -8,7 +8,7 @@ terraform {
     }
   }
 
-  # The CLI passes -backend-config=workspace_dir=<dir> at init and selects a workspace named
-  # after the migration.
-  backend "local" {}
+  # Partial configuration: migrator passes the state bucket, key, region, locking and (when the bucket
+  # is in the other account) the assume_role at init, and selects a workspace named after the migration.
+  backend "s3" {}
 }
