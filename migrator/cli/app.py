@@ -44,13 +44,13 @@ err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_PHASE_HELP = "Phase number: " + ", ".join(f"{p.number} {p.name}" for p in PHASES) + "."
+PHASE_HELP = "Phase number: " + ", ".join(f"{p.number} {p.name}" for p in PHASES) + "."
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The migration's configuration file.", show_default=True)
 ]
 PhaseOption = Annotated[
-    int, typer.Option("--phase", "-p", min=PHASES[0].number, max=PHASES[-1].number, help=_PHASE_HELP)
+    int, typer.Option("--phase", "-p", min=PHASES[0].number, max=PHASES[-1].number, help=PHASE_HELP)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
@@ -111,5 +111,8 @@ def raise_on_sigterm() -> None:
 
 
 def context(config: Path) -> MigrationContext:
-    """The migration of ``config``, reporting on stderr."""
-    return MigrationContext.load(config, RichReporter(err_console))
+    """The migration of ``config``, reporting on stderr; refused when the configuration names another
+    source or target than the migration's document records (every command works on what it says)."""
+    ctx = MigrationContext.load(config, RichReporter(err_console))
+    ctx.check_fingerprint()
+    return ctx

@@ -1,5 +1,9 @@
-"""`migrator plan --phase N`: the Terraform plan of a phase, changing nothing; as plain text for a
-terminal, markdown for a pull-request comment, JSON for scripts."""
+"""`migrator plan --phase N | --all`: the Terraform plan of a phase (or of every phase), changing nothing;
+as plain text for a terminal, markdown for a pull-request comment, JSON for scripts.
+
+``--all`` is the one pull-request comment of a config: every phase in order; a phase that cannot be
+planned yet (it needs what an earlier phase records) says why in one sentence.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from typing import Annotated
 
 import typer
 
+from ..errors import MigratorError
 from ..infra.plan import PlanReport
+from ..phases import PHASES, Phase
 from ..phases.runner import PhaseRunner
-from .app import ConfigOption, PhaseOption, app, context, err_console, guarded
+from .app import PHASE_HELP, ConfigOption, app, context, err_console, guarded
 
 KINDS = ("add", "change", "replace", "destroy")
 SYMBOLS = {"add": "+", "change": "~", "replace": "-/+", "destroy": "-"}
@@ -28,21 +34,54 @@ class PlanFormat(StrEnum):
 @app.command()
 @guarded
 def plan(
-    phase: PhaseOption,
+    phase: Annotated[
+        int | None,
+        typer.Option("--phase", "-p", min=PHASES[0].number, max=PHASES[-1].number, help=PHASE_HELP),
+    ] = None,
+    all_phases: Annotated[bool, typer.Option("--all", help="Plan every phase, in order (one PR comment).")] = False,
     config: ConfigOption = Path("migration.yaml"),
     format: Annotated[PlanFormat, typer.Option("--format", help="text, markdown (for a PR comment) or json.")] = (
         PlanFormat.text
     ),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary to a file.")] = None,
 ) -> None:
-    """Show the Terraform plan of a phase without changing anything."""
-    reports = PhaseRunner(context(config)).plan(phase)
-    text = "".join(render_plan(report, format.value) for report in reports)
+    """Show the Terraform plan of a phase (or of every phase) without changing anything."""
+    if (phase is None) == (not all_phases):
+        raise MigratorError("name one phase with --phase N, or every phase with --all")
+    runner = PhaseRunner(context(config))
+    if phase is not None:
+        text = "".join(render_plan(report, format.value) for report in runner.plan(phase))
+        first_failed = False
+    else:
+        text, first_failed = plan_all(runner, format.value)
     if output:
         output.write_text(text, encoding="utf-8")
         err_console.print(f"plan summary written to {output}")
     else:
         sys.stdout.write(text)
+    if first_failed:
+        raise typer.Exit(1)  # the first phase needs nothing recorded: its plan must work
+
+
+def plan_all(runner: PhaseRunner, fmt: str) -> tuple[str, bool]:
+    """Every phase's plan, rendered; and whether the first phase could not be planned."""
+    parts: list[str] = []
+    first_failed = False
+    for p in PHASES:
+        try:
+            parts += [render_plan(report, fmt) for report in runner.plan(p.number)]
+        except MigratorError as err:
+            parts.append(render_unplanned(p, str(err), fmt))
+            first_failed = first_failed or p == PHASES[0]
+    return "".join(parts), first_failed
+
+
+def render_unplanned(p: Phase, reason: str, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"phase": p.number, "name": p.name, "planned": False, "reason": reason}) + "\n"
+    if fmt == "markdown":
+        return f"### migrator plan: Phase {p.number} ({p.name}) — not planned yet\n\n{reason}\n\n"
+    return f"Phase {p.number} ({p.name}): not planned yet — {reason}\n"
 
 
 def render_plan(report: PlanReport, fmt: str) -> str:

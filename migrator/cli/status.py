@@ -21,7 +21,15 @@ from rich.text import Text
 from ..clock import parse_iso
 from ..context import MigrationContext
 from ..readmodels.status import collect_status
-from ..readmodels.views import DeadlineView, ExportView, ImportView, ReplicatorView, StatusView, VerifyView
+from ..readmodels.views import (
+    DeadlineView,
+    ExportView,
+    ImportView,
+    LockView,
+    ReplicatorView,
+    StatusView,
+    VerifyView,
+)
 from .app import ConfigOption, JsonOption, app, context, guarded
 
 
@@ -122,12 +130,21 @@ def deadline_line(d: DeadlineView) -> Text:
 
 def verify_line(v: VerifyView) -> Text:
     if v["at"] is None:
-        return Text("never run (on this machine)")
+        return Text("never run")
     verdict = "clean" if v["clean"] else "NOT clean"
     return Text(
         f"{verdict} at {short(v['at'])}: {v['source_items']} source / {v['target_items']} target items, "
         f"{v['missing']} missing, {v['different']} different, {v['extraneous']} extraneous"
     )
+
+
+def lock_line(lk: LockView) -> Text:
+    if lk["held"] is None:
+        return _line([], lk["unavailable"])
+    if not lk["held"]:
+        return Text("free")
+    gone = {True: "running", False: "its process is gone", None: "on another host"}[lk["alive"]]
+    return Text(f"held by {lk['holder']} since {short(lk['since'])} ({gone})", style="bold" if lk["alive"] else "")
 
 
 def render_status(s: StatusView) -> Group:
@@ -146,7 +163,11 @@ def render_status(s: StatusView) -> Group:
     data.add_row("replicator", replicator_line(s["replicator"]))
     data.add_row("stream deadline", deadline_line(s["stream_deadline"]))
     data.add_row("last verify", verify_line(s["last_verify"]))
-    return Group(head, read, phases, data)
+    data.add_row("lock", lock_line(s["lock"]))
+    parts: list[Text | Table] = [head, read, phases, data]
+    if s["next"]:
+        parts.append(Text.assemble(("next: ", "bold yellow"), s["next"]))
+    return Group(*parts)
 
 
 @contextmanager

@@ -1,9 +1,9 @@
-"""`migrator status`: where a migration stands, read from AWS first and the local state second.
+"""`migrator status`: where a migration stands, read from AWS first and the migration document second.
 
 A read model: it returns data (:class:`.views.StatusView`); the CLI renders it.
 
 Everything that can be read from the accounts is (so the command works from any machine with the
-config): the export is found with ListExports when the local state has no ARN, the event source
+config): the export is found with ListExports when the document has no ARN, the event source
 mapping with ListEventSourceMappings when the Terraform outputs have no UUID, and a phase with no local
 record is inferred from what exists in AWS. What could not be read is shown with the reason
 (``unavailable``), never silently left out and never a crash. Every section always has the same keys,
@@ -30,6 +30,7 @@ from .views import (
     DeadlineView,
     ExportView,
     ImportView,
+    LockView,
     PhaseView,
     ReplicatorView,
     StatusView,
@@ -167,7 +168,7 @@ def export_view(desc: dict[str, Any] | None, recorded: dict[str, Any]) -> Export
     ):
         export_time = export_time or recorded.get("export_time")
         start_time = start_time or recorded.get("start_time")
-        origin = "aws; times from the local state"
+        origin = "aws; times recorded"
     completed = desc["ExportStatus"] == "COMPLETED"
     return ExportView(
         status=desc["ExportStatus"],
@@ -235,7 +236,7 @@ def _import(m: MigrationContext, state: MigrationState) -> ImportView:
         table=table["TableStatus"],
         imported=_int(recorded.get("imported")),
         errors=_int(recorded.get("errors")),
-        origin="local state",
+        origin="recorded",
         unavailable=None,
     )
 
@@ -409,7 +410,12 @@ def export_bucket(m: MigrationContext) -> str:
 
 
 def phase_views(
-    m: MigrationContext, state: MigrationState, export: ExportView, imp: ImportView, rep: ReplicatorView
+    m: MigrationContext,
+    state: MigrationState,
+    export: ExportView,
+    imp: ImportView,
+    rep: ReplicatorView,
+    lock: LockView,
 ) -> list[PhaseView]:
     bucket = functools.cache(lambda: attempt(lambda: export_bucket(m))[0])
     facts = _Facts(export, imp, rep, bucket)
@@ -418,7 +424,9 @@ def phase_views(
         record = state.phase_record(p.number)
         if record.get("status"):
             status = str(record["status"])
-            at, origin = record.get(f"{status.replace(' ', '_')}_at"), "local state"
+            at, origin = record.get(f"{status.replace(' ', '_')}_at"), "recorded"
+            if status == "in progress" and (not lock["held"] or lock["alive"] is False or p.infer(facts) == "done"):
+                status = "interrupted"  # no run holds the migration, or AWS shows the step finished
         else:
             status, at, origin = p.infer(facts), None, "aws"
         account = " + ".join(p.roots)
@@ -426,21 +434,46 @@ def phase_views(
     return views
 
 
+def read_lock(m: MigrationContext) -> LockView:
+    holder, why = attempt(m.lock.holder)
+    if why is not None:
+        return LockView(held=None, holder=None, since=None, alive=None, unavailable=why)
+    if holder is None:
+        return LockView(held=False, holder=None, since=None, alive=None, unavailable=None)
+    who = f"{holder.user}@{holder.host} (pid {holder.pid}, `{holder.command}`)"
+    return LockView(held=True, holder=who, since=holder.since, alive=holder.alive(), unavailable=None)
+
+
+def next_step(phases: list[PhaseView], lock: LockView) -> str | None:
+    """What to run next when a run was interrupted (its lock left behind, or a phase left in progress)."""
+    steps: list[str] = []
+    if lock["held"] and lock["alive"] is False:
+        steps.append(f"the lock of {lock['holder']} is left by a run that is gone: `migrator unlock --force`")
+    for p in phases:
+        if p["status"] == "interrupted":
+            steps.append(f"phase {p['phase']} ({p['name']}) was interrupted: run `make phase-{p['phase']}` again")
+    return "; then ".join(steps) or None
+
+
 def collect_status(m: MigrationContext) -> StatusView:
-    state = MigrationState(m.state_dir)  # read afresh: --watch sees what other commands record meanwhile
+    state = m.state.snapshot()  # read afresh (and once): --watch sees what other runs record meanwhile
     c = m.config
     export = read_export(m, state)
     imp = read_import(m, state)
     rep = read_replicator(m, state)
+    lock = read_lock(m)
+    phases = phase_views(m, state, export, imp, rep, lock)
     return {
         "migration": c.migration,
         "source": f"{c.source.account_id}/{c.source.region}/{c.source_table_name}",
         "target": f"{c.target.account_id}/{c.target.region}/{c.target_table_name}",
         "read_at": iso(now()),
-        "phases": phase_views(m, state, export, imp, rep),
+        "phases": phases,
         "export": export,
         "import": imp,
         "replicator": rep,
         "stream_deadline": deadline_view(export, state.section("export"), c.stream_retention_hours, now()),
         "last_verify": verify_view(state.section("verify")),
+        "lock": lock,
+        "next": next_step(phases, lock),
     }

@@ -13,9 +13,9 @@ class PhaseView(TypedDict):
     phase: int
     name: str
     account: str
-    status: str  # not started | applied | in progress | done | failed | unknown
+    status: str  # not started | applied | in progress | interrupted | done | failed | unknown
     at: str | None
-    origin: str  # "local state" or "aws" (inferred from what exists in the accounts)
+    origin: str  # "recorded" (the migration document) or "aws" (inferred from what exists in the accounts)
 
 
 class ExportView(TypedDict):
@@ -68,6 +68,14 @@ class VerifyView(TypedDict):
     extraneous: int | None
 
 
+class LockView(TypedDict):
+    held: bool | None  # None when the lock could not be read
+    holder: str | None  # user@host (pid, command)
+    since: str | None
+    alive: bool | None  # whether the holder's process still runs (known only on its own host)
+    unavailable: str | None
+
+
 StatusView = TypedDict(
     "StatusView",
     {
@@ -81,5 +89,7 @@ StatusView = TypedDict(
         "replicator": ReplicatorView,
         "stream_deadline": DeadlineView,
         "last_verify": VerifyView,
+        "lock": LockView,
+        "next": str | None,  # what to run next, when a run was interrupted
     },
 )
