@@ -12,7 +12,9 @@ import pytest
 
 from migrator.aws.codec import key_of
 from migrator.aws.session import AccountSession
+from migrator.config import parse_config
 from migrator.dev.emulator import Emulator, start_emulator
+from migrator.infra.state_bucket import ensure_state_bucket
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ACCOUNT = "222222222222"
@@ -66,10 +68,20 @@ def emulator() -> Iterator[Emulator]:
     running = start_emulator()
     os.environ.update(running.client_environment())
     try:
+        # The state bucket every test migration shares (each has its own keys): what phase 1 would create.
+        target = _account(TARGET_ACCOUNT, running.endpoint)
+        ensure_state_bucket(target.client("s3"), parse_config(STATE_BUCKET_CONFIG))
         yield running
     finally:
         os.environ.pop("AWS_CA_BUNDLE", None)
         running.stop()
+
+
+STATE_BUCKET_CONFIG: dict[str, Any] = {
+    "migration": "any",
+    "source": {"account_id": SOURCE_ACCOUNT, "region": REGION, "table": "Any"},
+    "target": {"account_id": TARGET_ACCOUNT, "region": REGION},
+}
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from migrator.errors import MigratorError
 from migrator.phases.export import start_or_resume_export
 from migrator.phases.guards import check_identity
 from migrator.phases.import_table import check_import
+from migrator.state import MigrationState
 
 from .conftest import make_table
 from .support import migration, write_config
@@ -208,7 +209,7 @@ def test_terraform_older_than_required_is_refused(
         str(cfg),
         env={"MIGRATOR_TERRAFORM": str(_fake_terraform(tmp_path, "1.2.9"))},
     )
-    assert_one_sentence(result, "Terraform 1.2.9 is older than the required 1.5.0")
+    assert_one_sentence(result, "Terraform 1.2.9 is older than the required 1.10.0")
     assert _buckets(target) == before
 
 
@@ -315,9 +316,12 @@ def test_import_count_mismatch_is_refused(
 
 
 def _offline_migration(tmp_path: Path) -> MigrationContext:
-    """A migration against 'real' AWS whose clients are stubbed: no network, no emulator."""
+    """A migration against 'real' AWS whose clients are stubbed: no network, no emulator (so its document is
+    kept in a local file, not in a state bucket)."""
     path = yaml_with(tmp_path)
-    return migration(path)
+    m = migration(path)
+    m.state = MigrationState(tmp_path / "document")
+    return m
 
 
 @pytest.mark.parametrize(

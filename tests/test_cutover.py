@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from migrator.aws.session import AccountSession
 from migrator.cli import app
 from migrator.readmodels.cutover import caught_up_problem, check_gate, failures_problem
-from migrator.state import MigrationState
 
 from .test_status import Env, make_env
 
@@ -132,7 +131,7 @@ def test_gate_opens_when_caught_up_no_failures_wait_and_verify_is_clean(env: Env
 
     assert run.exit_code == 0, run.output
     assert "cutover gate open" in run.stderr
-    assert MigrationState(env.m.state_dir).section("verify")["missing"] == 0  # the gate's verify is the last verify
+    assert env.m.state.section("verify")["missing"] == 0  # the gate's verify is the last verify
 
 
 def test_gate_json_lists_nothing_unmet_when_open(env: Env) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,14 +37,24 @@ pytestmark = pytest.mark.terraform
 FILLED = 300
 
 
+def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`migrator ARGS` run in ``directory``, as an operator would, from the migration.yaml there."""
+    return subprocess.run(
+        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
+    )
+
+
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, object]:
-    """One whole migration, phases 1–4 under live writes, then local catch-up and verify.
+    """One whole migration under live writes, on two machines: phases 1–2 in one working directory (whose
+    cache is then deleted), the plan review from a third, clean one, phases 3–4 and status from a second;
+    catch-up through the deployed function, then verify.
 
     Shared by the checks below, because real Terraform against the emulator is slow. The source table
     starts without stream and PITR, so phase 1's --enable-stream/--enable-pitr are exercised too.
     """
     tmp = tmp_path_factory.mktemp("tf")
+    first, review, second = tmp / "first", tmp / "review", tmp / "second"
     source = AccountSession(
         SOURCE_ACCOUNT, "us-east-1", f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
     )
@@ -49,19 +62,28 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
     make_table(source, table, stream=None, pitr=False)
     ddb = source.client("dynamodb")
     fill(ddb, FILLED, random.Random(5), table=table)
-    cfg = write_config(tmp, moto_endpoint, "tf-roots", table)
-    m = migration(cfg)
-    runner = PhaseRunner(m)
+    for directory in (first, review, second):
+        directory.mkdir()
+        write_config(directory, moto_endpoint, "tf-roots", table)  # the same migration.yaml on each machine
+    before = migration(first / "migration.yaml")
     writer = LiveWriter(ddb, FILLED, table=table, pause=0.01)
     writer.start()
     try:
+        runner = PhaseRunner(before)
         runner.apply(1, ApplyOptions(enable_stream=True, enable_pitr=True))
+        shutil.rmtree(before.state_dir)  # the cache holds nothing the next phase needs
+        runner = PhaseRunner(migration(first / "migration.yaml"))
         runner.apply(2)
-        mapping_after_2 = m.source.client("lambda").get_event_source_mapping(
-            UUID=m.state.section("source_outputs")["event_source_mapping_uuid"]
+        mapping_after_2 = before.source.client("lambda").get_event_source_mapping(
+            UUID=before.state.section("source_outputs")["event_source_mapping_uuid"]
         )["State"]
+        shutil.rmtree(first / ".migrator")
+        plan_review = cli(review, "plan", "--all", "--format", "markdown")  # the PR comment, from a clean directory
+        m = migration(second / "migration.yaml")  # another machine: only migration.yaml is there
+        runner = PhaseRunner(m)
         runner.apply(3)
         runner.apply(4)  # enables the mapping: the emulator runs the deployed function from here
+        status_second = cli(second, "status", "--json")
     finally:
         counts = writer.stop()
     emulator = find_emulator(moto_endpoint)
@@ -74,16 +96,25 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
     except MigratorError as refused:
         local_refused = str(refused)
     result = run_verify(m, engine=ScanEngine(segments=4, workers=4)).result
+    third = tmp / "third"  # yet another machine, after catch-up: read-only commands see it all
+    third.mkdir()
+    write_config(third, moto_endpoint, "tf-roots", table)
+    verify_third = cli(third, "verify", "--json")
+    gate_third = cli(third, "cutover", "--check", "--json")
     return {
+        "verify_third": verify_third,
+        "gate_third": gate_third,
         "m": m,
         "runner": runner,
-        "config": cfg,
+        "config": second / "migration.yaml",
         "table": table,
         "mapping_after_2": mapping_after_2,
         "live": counts,
         "verify": result,
         "lambda": emulator.lambda_stats()[uuid],
         "local_refused": local_refused,
+        "plan_review": plan_review,
+        "status_second": status_second,
     }
 
 
@@ -94,6 +125,42 @@ def test_whole_migration_under_live_writes_verifies_clean(migrated: dict[str, ob
     verdict = migrated["verify"].to_json()  # type: ignore[attr-defined]
     assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0), verdict
     assert verdict["source_items"] == verdict["target_items"] > 0
+
+
+def test_the_plan_review_comment_is_made_from_a_clean_directory_after_phases_ran_elsewhere(
+    migrated: dict[str, object],
+) -> None:
+    review = migrated["plan_review"]
+    assert review.returncode == 0, review.stderr  # type: ignore[attr-defined]
+    comment = review.stdout  # type: ignore[attr-defined]
+    headlines = [line for line in comment.splitlines() if line.startswith("### migrator plan: Phase")]
+    assert [h.split("Phase ")[1].split(" ")[0] for h in headlines] == ["1", "2", "3", "4"]
+    assert "Phase 1 (prepare) — target account 111111111111" in comment and "No changes." in comment  # read state
+    assert "Phase 3 (import) — target account 111111111111" in comment  # planned from the recorded export
+
+
+def test_verify_and_the_cutover_gate_from_a_clean_directory_see_the_migration(migrated: dict[str, object]) -> None:
+    verify = migrated["verify_third"]
+    assert verify.returncode == 0, verify.stderr  # type: ignore[attr-defined]
+    verdict = json.loads(verify.stdout.strip().splitlines()[-1])  # type: ignore[attr-defined]
+    assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0)
+    gate = json.loads(migrated["gate_third"].stdout.strip().splitlines()[-1])  # type: ignore[attr-defined]
+    assert [p["status"] for p in gate["phases"]] == ["done"] * 4
+    assert gate["replicator"]["mapping"] == "Enabled" and gate["verify"]["missing"] == 0
+
+
+def test_a_second_machine_sees_what_the_first_did(migrated: dict[str, object]) -> None:
+    status = migrated["status_second"]
+    assert status.returncode == 0, status.stderr  # type: ignore[attr-defined]
+    data = json.loads(status.stdout.strip().splitlines()[-1])  # type: ignore[attr-defined]
+    assert [(p["phase"], p["status"], p["origin"]) for p in data["phases"]] == [
+        (1, "done", "recorded"),
+        (2, "done", "recorded"),
+        (3, "done", "recorded"),
+        (4, "done", "recorded"),
+    ]
+    assert data["export"]["status"] == "COMPLETED" and data["lock"]["held"] is False
+    print(json.dumps({k: data[k] for k in ("phases", "export", "import", "replicator", "lock", "next")}, indent=1))
 
 
 def test_the_deployed_function_replicated_the_changes(migrated: dict[str, object]) -> None:
@@ -179,7 +246,7 @@ def test_rerunning_a_phase_plans_no_change(migrated: dict[str, object]) -> None:
 
 def test_phase_state_is_recorded(migrated: dict[str, object]) -> None:
     m = migrated["m"]
-    state = json.loads((m.state_dir / "state.json").read_text())  # type: ignore[attr-defined]
+    state = m.state.data  # type: ignore[attr-defined]  # the migration document, in the state bucket
     assert [state["phases"][str(n)]["status"] for n in (1, 2, 3, 4)] == ["done"] * 4
     assert state["export"]["status"] == "COMPLETED" and state["export"]["data_prefix"].endswith("/data/")
     assert state["import"]["imported"] == state["export"]["item_count"]
@@ -331,7 +398,33 @@ def test_no_credentials_in_anything_the_migrator_wrote(migrated: dict[str, objec
         scanned += 1
         for secret in secrets:
             assert secret.encode() not in content, f"a credential leaked into {path}"
-    assert scanned > 5  # tfvars, plans, state.json, Terraform state, the replicator zip
+    assert scanned > 5  # tfvars, plans, backend configs, the replicator zip
+    s3 = m.state_s3()  # type: ignore[attr-defined]
+    bucket = m.config.state_bucket  # type: ignore[attr-defined]
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
+    prefix = f"{m.config.state.prefix}/{m.config.migration}/"  # type: ignore[attr-defined]
+    assert {f"{prefix}state.json", f"{prefix}source.tfstate", f"{prefix}target.tfstate"} <= set(keys)
+    for key in keys:  # every object of the state bucket: documents and Terraform states
+        content = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for secret in secrets:
+            assert secret.encode() not in content, f"a credential leaked into s3://{bucket}/{key}"
+
+
+def test_a_plan_before_the_state_bucket_exists_says_so_and_plans_against_an_empty_state(
+    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession
+) -> None:
+    table = "NoBucketYet"
+    make_table(source, table)
+    write_config(tmp_path, moto_endpoint, "no-bucket-yet", table, state={"bucket": "no-bucket-yet-state"})
+    planned = cli(tmp_path, "plan", "--phase", "1", "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert "does not exist yet (phase 1 creates it), so this plan is against an empty state" in planned.stderr
+    assert json.loads(planned.stdout.splitlines()[0])["counts"]["add"] >= 8
+    assert "no-bucket-yet-state" not in {b["Name"] for b in target.client("s3").list_buckets()["Buckets"]}
 
 
 def test_plan_markdown_summarises_a_real_plan(tmp_path: Path, moto_endpoint: str, source: AccountSession) -> None:

@@ -45,6 +45,8 @@ TOP_KEYS = {
     "replicator",
     "stream_deadline",
     "last_verify",
+    "lock",
+    "next",
 }
 SECTION_KEYS = {
     "export": set(ExportView.__annotations__),
@@ -52,6 +54,7 @@ SECTION_KEYS = {
     "replicator": set(ReplicatorView.__annotations__),
     "stream_deadline": set(DeadlineView.__annotations__),
     "last_verify": {"at", "clean", "source_items", "target_items", "missing", "different", "extraneous"},
+    "lock": {"held", "holder", "since", "alive", "unavailable"},
 }
 TRUST = {
     "Version": "2012-10-17",
@@ -294,7 +297,7 @@ def test_status_prefers_the_local_phase_record_and_shows_when(env: Env) -> None:
 
     phases = collect_status(env.m)["phases"]
 
-    assert [(p["status"], p["origin"]) for p in phases[:2]] == [("done", "local state"), ("failed", "local state")]
+    assert [(p["status"], p["origin"]) for p in phases[:2]] == [("done", "recorded"), ("failed", "recorded")]
     assert phases[0]["at"] == env.m.state.phase_record(1)["done_at"]
     assert phases[1]["at"] == env.m.state.phase_record(2)["failed_at"]
 
@@ -304,7 +307,7 @@ def test_status_watch_json_prints_one_object_per_round_and_rereads_the_state(
 ) -> None:
     env.source_table()
     show_status(env.m, as_json=True, watch=True, interval=0, rounds=1)
-    MigrationState(env.m.state_dir).update("replication", local_lag_s=2.5, local_caught_up=True)  # another process
+    MigrationState(store=env.m.state.store).update("replication", local_lag_s=2.5, local_caught_up=True)  # another run
     show_status(env.m, as_json=True, watch=True, interval=0, rounds=2)
 
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
@@ -393,7 +396,7 @@ IMPORT_ABSENT = ImportView(
         (
             3,
             "COMPLETED",
-            {**IMPORT_ABSENT, "status": None, "table": "ACTIVE", "origin": "local state"},
+            {**IMPORT_ABSENT, "status": None, "table": "ACTIVE", "origin": "recorded"},
             "Disabled",
             None,
             "applied",

@@ -49,8 +49,8 @@ def test_phases_are_declared_in_order_with_their_accounts() -> None:
     ("built", "expected"),
     [
         (
-            init_args(["workspace_dir=/s/ws"]),
-            ["init", "-input=false", "-no-color", "-backend-config=workspace_dir=/s/ws"],
+            init_args(["/c/backend.tfbackend"]),
+            ["init", "-input=false", "-no-color", "-reconfigure", "-backend-config=/c/backend.tfbackend"],
         ),
         (workspace_args("orders"), ["workspace", "select", "-or-create=true", "-no-color", "orders"]),
         (
@@ -280,3 +280,41 @@ def test_export_time_guard(
 ) -> None:
     with pytest.raises(MigratorError, match=message):
         validate_export_time(export_time, stream_start, pitr, T0)
+
+
+def test_the_s3_backend_of_each_root_keeps_its_state_beside_the_migration_document(tmp_path: Path) -> None:
+    from migrator.infra.backend import S3Backend
+
+    config = parse_config(
+        {
+            **GOOD,
+            "target": {
+                "account_id": "111111111111",
+                "region": "eu-west-1",
+                "role_arn": "arn:aws:iam::111111111111:role/Ops",
+            },
+            "endpoint_url": "https://127.0.0.1:5000",
+        }
+    )
+    backend = S3Backend(config, tmp_path, s3=None)
+    target, source = backend.settings("target"), backend.settings("source")
+    assert (target["bucket"], target["key"], target["workspace_key_prefix"]) == (
+        config.state_bucket,
+        "target.tfstate",
+        "migrator",
+    )  # so the migration's workspace keeps it at migrator/<migration>/target.tfstate
+    assert target["encrypt"] is True and target["use_lockfile"] is True
+    assert "assume_role" not in target  # Terraform in the target account reaches its own bucket
+    assert source["assume_role"]["role_arn"] == config.target.role_arn  # the bucket account's role
+    assert source["endpoints"] == {"s3": "https://127.0.0.1:5000", "sts": "https://127.0.0.1:5000"}
+    (path,) = backend.init_config("source")
+    text = Path(path).read_text()
+    assert 'assume_role = { role_arn = "arn:aws:iam::' in text and "secret" not in text.lower()
+
+
+def test_a_root_in_the_other_account_needs_the_bucket_accounts_role(tmp_path: Path) -> None:
+    from migrator.infra.backend import S3Backend
+
+    config = parse_config(GOOD)  # the target account by profile: no role the source's Terraform could assume
+    with pytest.raises(MigratorError, match=r"by assuming target.role_arn, which is not set"):
+        S3Backend(config, tmp_path, s3=None).settings("source")

@@ -274,7 +274,14 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
         sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
         sys.stdout.flush()
+        c = migration.config
+        listing = migration.state_s3().list_objects_v2(Bucket=c.state_bucket, Prefix=c.state.prefix + "/")
+        console.print(f"state bucket s3://{c.state_bucket}/ (shared by the team; .migrator/ holds only caches):")
+        for obj in listing.get("Contents", []):
+            console.print(f"  {obj['Key']}  ({obj['Size']:,} bytes)", highlight=False, markup=False)
+        recorded = migration.state.data.get("phases", {})
         summary = {
+            "phases": {number: record.get("status") for number, record in sorted(recorded.items())},
             "items_filled": items,
             "live_writes": sum(counts.values()),
             **{f"live_{k}": v for k, v in sorted(counts.items())},
