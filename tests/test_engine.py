@@ -9,6 +9,7 @@ import pytest
 
 from migrator.infra import terraform
 from migrator.infra.terraform import REQUIRED_TERRAFORM, TerraformRunner, child_env
+from migrator.phases.runner import offline_root
 
 ENGINE = [sys.executable, "-m", "migrator.infra.engine"]
 
@@ -40,8 +41,9 @@ def test_bundled_engine_runs_and_is_recent_enough(tmp_path: Path) -> None:
 
 @pytest.mark.terraform
 def test_bundled_engine_initialises_a_root_from_the_mirror(tmp_path: Path) -> None:
+    # The offline copy of the root (local backend): the one a plan made before the state bucket exists uses.
     runner = TerraformRunner(
-        root=Path(__file__).resolve().parent.parent / "terraform" / "source",
+        root=offline_root(tmp_path / "cache", "source"),
         data_dir=tmp_path / "data",
         env=child_env({}, tmp_path / "data"),
         backend_config=[f"workspace_dir={tmp_path / 'ws'}"],
