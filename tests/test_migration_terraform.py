@@ -422,7 +422,8 @@ def test_a_plan_before_the_state_bucket_exists_says_so_and_plans_against_an_empt
     write_config(tmp_path, moto_endpoint, "no-bucket-yet", table, state={"bucket": "no-bucket-yet-state"})
     planned = cli(tmp_path, "plan", "--phase", "1", "--format", "json")
     assert planned.returncode == 0, planned.stderr
-    assert "does not exist yet (phase 1 creates it), so this plan is against an empty state" in planned.stderr
+    said = " ".join(planned.stderr.split())  # rich wraps lines at the terminal's width
+    assert "does not exist yet (phase 1 creates it), so this plan is against an empty state" in said
     assert json.loads(planned.stdout.splitlines()[0])["counts"]["add"] >= 8
     assert "no-bucket-yet-state" not in {b["Name"] for b in target.client("s3").list_buckets()["Buckets"]}
 
