@@ -262,8 +262,8 @@ def table_block(name: str, facts: TableFacts) -> Block:
         r.block(Block("server_side_encryption").attr("enabled", True).attr("kms_key_arn", sse["KMSMasterKeyArn"]))
     else:
         r.comment(
-            "Encrypted at rest with an AWS owned key, DynamoDB's default: that is no server_side_encryption\n"
-            "block (an explicit `enabled = false` block means the same; `enabled = true` would switch to a KMS key)."
+            "Encrypted at rest with an AWS owned key, DynamoDB's default, which is no server_side_encryption\n"
+            "block (`enabled = true` would switch the table to a KMS key)."
         )
 
     r.blank().comment(
