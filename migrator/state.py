@@ -48,6 +48,7 @@ OBJECT_SECTIONS = (
     "redrive",
     "source_outputs",
     "target_outputs",
+    "handover",
 )
 
 

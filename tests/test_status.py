@@ -46,6 +46,7 @@ TOP_KEYS = {
     "stream_deadline",
     "last_verify",
     "lock",
+    "handover",  # null until `migrator handover` ran (tests/test_handover.py)
     "next",
 }
 SECTION_KEYS = {

@@ -6,10 +6,23 @@ from .app import app, raise_on_sigterm
 
 # Registered in the order `migrator --help` lists the commands.
 # isort: off
-from . import plan, apply, replicate, verify, redrive, status, cutover, state, demo
+from . import plan, apply, replicate, verify, redrive, status, cutover, handover, state, demo
 # isort: on
 
-__all__ = ["app", "apply", "cutover", "demo", "main", "plan", "redrive", "replicate", "state", "status", "verify"]
+__all__ = [
+    "app",
+    "apply",
+    "cutover",
+    "demo",
+    "handover",
+    "main",
+    "plan",
+    "redrive",
+    "replicate",
+    "state",
+    "status",
+    "verify",
+]
 
 
 def main() -> None:

@@ -164,6 +164,8 @@ def render_status(s: StatusView) -> Group:
     data.add_row("stream deadline", deadline_line(s["stream_deadline"]))
     data.add_row("last verify", verify_line(s["last_verify"]))
     data.add_row("lock", lock_line(s["lock"]))
+    ho = s["handover"]
+    data.add_row("handover", f"{ho['address']} → {ho['file']} at {short(ho['at'])} by {ho['by']}" if ho else "not yet")
     parts: list[Text | Table] = [head, read, phases, data]
     if s["next"]:
         parts.append(Text.assemble(("next: ", "bold yellow"), s["next"]))

@@ -84,9 +84,10 @@ def workspace_args(name: str) -> list[str]:
     return ["workspace", "select", "-or-create=true", "-no-color", name]
 
 
-def plan_args(var_file: Path, out: Path) -> list[str]:
+def plan_args(var_file: Path, out: Path, *, destroy: bool = False) -> list[str]:
     return [
         "plan",
+        *(["-destroy"] if destroy else []),
         "-input=false",
         "-no-color",
         "-detailed-exitcode",
@@ -114,6 +115,10 @@ def state_args() -> list[str]:
 
 def untaint_args(address: str) -> list[str]:
     return ["untaint", "-no-color", "-lock-timeout=60s", address]
+
+
+def state_rm_args(address: str) -> list[str]:
+    return ["state", "rm", "-no-color", "-lock-timeout=60s", address]
 
 
 def import_args(var_file: Path, address: str, resource_id: str) -> list[str]:
@@ -218,8 +223,8 @@ class TerraformRunner:
     def select_workspace(self, name: str) -> None:
         self._run(workspace_args(name))
 
-    def plan(self, var_file: Path, out: Path) -> PlanResult:
-        proc = self._run(plan_args(var_file, out), ok=(0, 2))
+    def plan(self, var_file: Path, out: Path, *, destroy: bool = False) -> PlanResult:
+        proc = self._run(plan_args(var_file, out, destroy=destroy), ok=(0, 2))
         return PlanResult(out, proc.returncode == 2, proc.stdout)
 
     def show(self, plan_file: Path) -> dict[str, Any]:
@@ -242,6 +247,10 @@ class TerraformRunner:
 
     def untaint(self, address: str) -> None:
         self._run(untaint_args(address))
+
+    def state_rm(self, address: str) -> None:
+        """Forget ``address`` in the workspace's state; the real object is left as it is (nothing is destroyed)."""
+        self._run(state_rm_args(address))
 
     def import_resource(self, var_file: Path, address: str, resource_id: str) -> None:
         """Adopt an existing resource into the state (``terraform import``), with the root's variables."""

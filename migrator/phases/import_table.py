@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 TABLE_ADDRESS = "module.target_table[0].aws_dynamodb_table.this"
 MAX_IMPORT_WAIT_MINUTES = 24 * 60
 
+#: The migration document's section recording that the table was handed over (`migrator handover`).
+HANDOVER_SECTION = "handover"
+
 IMPORT_PHASE = {"COMPLETED": "done", "IN_PROGRESS": "in progress", "FAILED": "failed", "CANCELLED": "failed"}
 
 
@@ -105,6 +108,14 @@ def ttl_attribute_of(ddb: Any, table: str) -> str | None:
     if desc.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
         return str(desc.get("AttributeName"))
     return None
+
+
+def handed_over(ctx: MigrationContext) -> dict[str, Any] | None:
+    """The handover record once the table was handed to the application's Terraform, else None. From then on
+    the table is no longer migrator's: the target root's ``table`` variable is null (``count = 0``), the table
+    is no longer in migrator's state, and phase 3 never adopts it again."""
+    record = ctx.state.section(HANDOVER_SECTION)
+    return record if record.get("at") else None
 
 
 # The data steps ----------------------------------------------------------------------------------------
@@ -199,6 +210,8 @@ def reconcile_table(ctx: MigrationContext, terraform: TerraformRunner, var_file:
     untaint the table (or adopt it into the state) so the next plan only converges it.
     """
     c = ctx.config
+    if handed_over(ctx):
+        return  # the application's Terraform owns the table now: never adopted back
     ddb = ctx.target.client("dynamodb")
     try:
         table = ddb.describe_table(TableName=c.target_table_name)["Table"]
@@ -277,6 +290,10 @@ def check_import(ctx: MigrationContext) -> None:
 class Import(Phase):
     def variables(self, ctx: MigrationContext, root: Account, variables: dict[str, Any]) -> None:
         # Recorded once phase 3 has run; before that (a plan review), derived without recording anything.
+        # Once handed over, no share: the table is the application's (module.target_table has count = 0).
+        if handed_over(ctx):
+            variables["table"] = None
+            return
         variables["table"] = ctx.state.section("import").get("table_spec") or derive_table_spec(ctx)
 
     def before_terraform(self, ctx: MigrationContext, options: ApplyOptions) -> None:

@@ -29,6 +29,7 @@ from ..state import MigrationState
 from .views import (
     DeadlineView,
     ExportView,
+    HandoverView,
     ImportView,
     LockView,
     PhaseView,
@@ -455,6 +456,17 @@ def next_step(phases: list[PhaseView], lock: LockView) -> str | None:
     return "; then ".join(steps) or None
 
 
+def handover_view(recorded: dict[str, Any]) -> HandoverView | None:
+    if not recorded.get("at"):
+        return None
+    return {
+        "address": recorded.get("address"),
+        "file": recorded.get("file"),
+        "at": recorded.get("at"),
+        "by": recorded.get("by"),
+    }
+
+
 def collect_status(m: MigrationContext) -> StatusView:
     state = m.state.snapshot()  # read afresh (and once): --watch sees what other runs record meanwhile
     c = m.config
@@ -475,5 +487,6 @@ def collect_status(m: MigrationContext) -> StatusView:
         "stream_deadline": deadline_view(export, state.section("export"), c.stream_retention_hours, now()),
         "last_verify": verify_view(state.section("verify")),
         "lock": lock,
+        "handover": handover_view(state.section("handover")),
         "next": next_step(phases, lock),
     }

@@ -76,6 +76,13 @@ class LockView(TypedDict):
     unavailable: str | None
 
 
+class HandoverView(TypedDict):
+    address: str | None  # the table's address in the application's Terraform
+    file: str | None  # the file written for it
+    at: str | None
+    by: str | None  # user@host
+
+
 StatusView = TypedDict(
     "StatusView",
     {
@@ -90,6 +97,7 @@ StatusView = TypedDict(
         "stream_deadline": DeadlineView,
         "last_verify": VerifyView,
         "lock": LockView,
+        "handover": HandoverView | None,  # None until `migrator handover` ran
         "next": str | None,  # what to run next, when a run was interrupted
     },
 )
