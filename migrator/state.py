@@ -48,6 +48,8 @@ OBJECT_SECTIONS = (
     "redrive",
     "source_outputs",
     "target_outputs",
+    "cutover",
+    "cleanup",
 )
 
 
