@@ -287,6 +287,24 @@ class MigrationConfig(_Strict):
     def writer_role_name(self) -> str:
         return f"{self.migration}-writer"
 
+    # The way back (phase 5): a replicator in the target account on the target table's stream, writing the
+    # source table through a writer role in the source account. For a 40-character migration name the
+    # longest is the failure bucket, 61 of S3's 63 characters (``-reverse-failures-`` would make 70).
+    @property
+    def reverse_replicator_name(self) -> str:
+        """The reverse replicator's function and execution role (target account): at most 59 characters."""
+        return f"{self.migration}-reverse-replicator"
+
+    @property
+    def reverse_writer_role_name(self) -> str:
+        """The role in the SOURCE account the reverse replicator assumes: at most 55 characters."""
+        return f"{self.migration}-reverse-writer"
+
+    @property
+    def reverse_failure_bucket_name(self) -> str:
+        """The reverse replicator's on-failure destination in the TARGET account: at most 61 characters."""
+        return f"{self.migration}-revfail-{self.target.account_id}"
+
     @property
     def state_account(self) -> AccountConfig:
         return self.source if self.state.account == "source" else self.target
@@ -330,6 +348,24 @@ class MigrationConfig(_Strict):
             f"{self.migration}:{self.source.account_id}:{self.target.account_id}".encode()
         ).hexdigest()
         return f"migrator-{self.migration}-{digest[:16]}"
+
+    @property
+    def reverse_replicator_role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.target.account_id}:role/{self.reverse_replicator_name}"
+
+    @property
+    def reverse_writer_role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.source.account_id}:role/{self.reverse_writer_role_name}"
+
+    @property
+    def reverse_external_id(self) -> str:
+        """The external id of the reverse writer role: derived like :attr:`writer_external_id`, never equal to it."""
+        if self.external_id:
+            return f"{self.external_id}-reverse"
+        digest = hashlib.sha256(
+            f"reverse:{self.migration}:{self.target.account_id}:{self.source.account_id}".encode()
+        ).hexdigest()
+        return f"migrator-{self.migration}-rev-{digest[:16]}"
 
 
 def _sentence(err: ValidationError) -> str:

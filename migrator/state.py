@@ -49,6 +49,8 @@ OBJECT_SECTIONS = (
     "source_outputs",
     "target_outputs",
     "handover",
+    "cutover",
+    "cleanup",
 )
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from migrator.aws.session import AccountSession
 from migrator.cli import app
+from migrator.phases import PHASES
 from migrator.readmodels.cutover import caught_up_problem, check_gate, failures_problem
 
 from .test_status import Env, make_env
@@ -111,8 +112,9 @@ def ready(env: Env) -> None:
     env.target_table(items=6)
     env.replicator(stream, enabled=True)
     env.failure_bucket()
-    for number in (1, 2, 3, 4):
-        env.m.state.mark_phase(number, "done")
+    for p in PHASES:
+        if not p.after_cutover:  # every phase up to the fallback (5); cleanup comes after the cutover
+            env.m.state.mark_phase(p.number, "done")
     env.m.state.update("replication", local_lag_s=0.5, local_caught_up=True)
 
 
@@ -183,8 +185,9 @@ def test_gate_closes_when_the_mapping_is_absent(env: Env) -> None:
     env.source_table(items=2)  # everything of `ready` but the replicator's mapping
     env.target_table(items=2)
     env.failure_bucket()
-    for number in (1, 2, 3, 4):
-        env.m.state.mark_phase(number, "done")
+    for p in PHASES:
+        if not p.after_cutover:  # every phase up to the fallback (5); cleanup comes after the cutover
+            env.m.state.mark_phase(p.number, "done")
     env.m.state.update("replication", local_lag_s=0.5, local_caught_up=True)
 
     run = cutover(env)
@@ -212,6 +215,7 @@ def test_gate_closed_lists_every_unmet_condition_at_once(env: Env) -> None:
     unmet = unmet_lines(run)
     assert [line.split(":")[0].split(" (")[0] for line in unmet] == [
         "phase 4",
+        "phase 5",  # the way back must be ready before the cutover; cleanup (6) comes after it
         "there is no event source mapping for the replicator",
         "1 failure record(s) wait in s3",
         "verify is not clean",

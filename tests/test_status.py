@@ -171,7 +171,7 @@ def assert_stable_shape(data: dict[str, Any]) -> None:
     assert set(data) == TOP_KEYS
     for section, keys in SECTION_KEYS.items():
         assert set(data[section]) == keys, section
-    assert [p["phase"] for p in data["phases"]] == [1, 2, 3, 4]
+    assert [p["phase"] for p in data["phases"]] == [1, 2, 3, 4, 5, 6]
     for p in data["phases"]:
         assert set(p) == {"phase", "name", "account", "status", "at", "origin"}
 
@@ -185,7 +185,7 @@ def test_status_json_of_a_fresh_migration_says_export_not_started_mapping_absent
     data = env.status_json()
 
     assert_stable_shape(data)
-    assert [p["status"] for p in data["phases"]] == ["not started"] * 4
+    assert [p["status"] for p in data["phases"]] == ["not started"] * 6
     assert data["export"]["status"] == "not started"
     assert data["export"]["unavailable"] is None
     assert data["import"]["status"] == "not started"
@@ -288,6 +288,8 @@ def test_status_infers_phases_from_aws_on_a_machine_without_local_state(env: Env
         ("done", "aws"),  # the export completed
         ("not started", "aws"),  # no target table
         ("not started", "aws"),  # the mapping is not enabled
+        ("not started", "aws"),  # no reverse mapping
+        ("not started", "aws"),  # no target table, so nothing was cleaned up
     ]
 
 
@@ -366,6 +368,8 @@ def replicator(mapping: str | None) -> ReplicatorView:
         local_caught_up=None,
         local_last_run=None,
         failures_waiting=None,
+        reverse_mapping=None,
+        reverse_mapping_uuid=None,
         unavailable=None,
     )
 

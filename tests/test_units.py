@@ -37,6 +37,8 @@ def test_phases_are_declared_in_order_with_their_accounts() -> None:
         (2, "export", ("source",)),
         (3, "import", ("target",)),
         (4, "replicate", ("source",)),
+        (5, "fallback", ("source", "target")),
+        (6, "cleanup", ("source", "target")),
     ]
     # every account a phase applies Terraform in is one whose identity it checks first
     assert all(set(p.roots) <= set(p.accounts) for p in PHASES)

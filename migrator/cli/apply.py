@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ..phases import PHASES, ApplyOptions
+from ..phases import PHASES, ApplyOptions, check_options
+from ..phases import phase as find_phase
 from ..phases.runner import PhaseRunner
 from .app import ConfigOption, JsonOption, PhaseOption, app, context, guarded
 
@@ -25,9 +26,15 @@ def apply(
     enable_pitr: Annotated[
         bool, typer.Option("--enable-pitr", help="Phase 1: enable point-in-time recovery on the source.")
     ] = False,
+    abandon: Annotated[
+        bool,
+        typer.Option("--abandon", help="Phase 6 after a rollback: clean up, keeping the source as the live table."),
+    ] = False,
 ) -> None:
     """Run a phase: Terraform in the phase's account, then its data step."""
-    PhaseRunner(context(config)).apply(phase, ApplyOptions(enable_stream=enable_stream, enable_pitr=enable_pitr))
+    options = ApplyOptions(enable_stream=enable_stream, enable_pitr=enable_pitr, abandon=abandon)
+    check_options(find_phase(phase), options)  # before any AWS call
+    PhaseRunner(context(config)).apply(phase, options)
 
 
 @app.command()

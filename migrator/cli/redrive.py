@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ..dataplane.redrive import REDRIVEN_PREFIX, RedriveResult
+from ..aws.s3 import REDRIVEN_PREFIX
+from ..dataplane.redrive import RedriveResult
 from ..dataplane.redrive import redrive as run_redrive
 from .app import ConfigOption, JsonOption, app, context, err_console, guarded
 

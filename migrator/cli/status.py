@@ -117,6 +117,7 @@ def replicator_line(r: ReplicatorView) -> Text:
             f"iterator age {age / 1000:.1f} s" if age is not None else "no iterator age reported",
             local,
             f"{r['failures_waiting']} failures waiting" if r["failures_waiting"] is not None else None,
+            f"reverse mapping {r['reverse_mapping']}" if r["reverse_mapping"] not in (None, "absent") else None,
         ],
         r["unavailable"],
     )

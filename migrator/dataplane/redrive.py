@@ -63,13 +63,13 @@ from ..aws.dynamodb import (
     write_batch,
 )
 from ..aws.errors import error_code, is_retryable
+from ..aws.s3 import REDRIVEN_PREFIX, failure_object_keys
 from ..clock import iso, now
 from ..errors import MigratorError
 
 if TYPE_CHECKING:
     from ..context import MigrationContext
 
-REDRIVEN_PREFIX = "redriven/"
 MAX_CONFIRM_ROUNDS = 5
 MAX_EMPTY_READS = 5  # consecutive empty GetRecords answers before a range counts as incomplete
 MAX_EXAMPLES = 20
@@ -116,17 +116,6 @@ class RedriveResult:
 # --------------------------------------------------------------------------------------------------
 # Failure records → keys
 # --------------------------------------------------------------------------------------------------
-
-
-def failure_object_keys(s3: Any, bucket: str) -> list[str]:
-    """Every failure record waiting in ``bucket``: all objects but those under ``redriven/``."""
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            name = str(obj["Key"])
-            if not name.startswith(REDRIVEN_PREFIX) and not name.endswith("/"):
-                keys.append(name)
-    return keys
 
 
 def payload_records(record: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:

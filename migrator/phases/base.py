@@ -30,6 +30,7 @@ class ApplyOptions:
 
     enable_stream: bool = False  # phase 1: enable a NEW_AND_OLD_IMAGES stream on the source
     enable_pitr: bool = False  # phase 1: enable point-in-time recovery on the source
+    abandon: bool = False  # phase 6: clean up after a rollback, keeping the source as the live table
 
 
 class Facts(Protocol):
@@ -63,6 +64,8 @@ class Phase:
     converge: bool = False
     #: Refused once the stream-retention deadline has passed (its work needs records still in the stream).
     within_retention: bool = False
+    #: Runs after the cutover (cleanup), so the cutover gate does not wait for it.
+    after_cutover: bool = False
 
     def done(self, ctx: MigrationContext) -> bool:
         """Recorded as done in the migration's state."""
@@ -80,6 +83,9 @@ class Phase:
     def reconcile(self, ctx: MigrationContext, root: Account, terraform: TerraformRunner, var_file: Path) -> None:
         """Before ``root`` is planned: bring its Terraform state back in line with what exists (a tainted or
         unrecorded table an interrupted run left behind), so the plan never replaces anything."""
+
+    def applied(self, ctx: MigrationContext, root: Account, changes: list[tuple[str, str]]) -> None:
+        """After ``root`` was applied: the ``(kind, address)`` changes of the plans applied to it."""
 
     def after_terraform(self, ctx: MigrationContext) -> None:
         """The data step after Terraform (the export, the import check …)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import iso, now
 from ..errors import MigratorError
 from .base import Account, Facts, Phase
+from .direction import mapping_enabled
 
 if TYPE_CHECKING:
     from ..context import MigrationContext
@@ -34,7 +35,8 @@ class Replicate(Phase):
         replicator = variables.get("replicator")
         if not isinstance(replicator, dict):
             raise MigratorError("the replicator is not deployed yet; run phase 2 first")
-        replicator["enabled"] = True
+        # Enabled from phase 4 on while the data flows forward; `migrator cutover` turns it off (recorded).
+        replicator["enabled"] = mapping_enabled(ctx.state.section("cutover"), "forward")
 
     def after_terraform(self, ctx: MigrationContext) -> None:
         report_replication(ctx)

@@ -19,7 +19,7 @@ from ..infra.render import render, write_tfvars
 from ..infra.state_bucket import ensure_state_bucket
 from ..infra.terraform import PlanResult, TerraformRunner, child_env
 from ..resources import bundle_root, terraform_root
-from . import IMPORT, PHASES, phase
+from . import IMPORT, PHASES, check_options, phase
 from .base import Account, ApplyOptions, Phase
 from .guards import check_deadline, check_identity, check_order, check_same_migration
 
@@ -133,6 +133,7 @@ class PhaseRunner:
         runner = self.terraform(root)
         var_file = self.tfvars(p, root)
         p.reconcile(self.ctx, root, runner, var_file)
+        applied: list[tuple[str, str]] = []
         for attempt in range(MAX_CONVERGE_APPLIES + 1):
             result, summary = self._plan(p, root, var_file)
             if summary.table_replacements:
@@ -160,8 +161,10 @@ class PhaseRunner:
             counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items() if v)
             with self.ctx.report.step(f"terraform apply ({counts})"):
                 runner.apply(result.plan_file)
+            applied += summary.changes
             if not p.converge:
                 break
+        p.applied(self.ctx, root, applied)
         return runner.output()
 
     # The commands ---------------------------------------------------------------------------------
@@ -181,6 +184,7 @@ class PhaseRunner:
         ctx = self.ctx
         p = phase(number)
         options = options or ApplyOptions()
+        check_options(p, options)
         check_same_migration(ctx)
         check_order(ctx, p)
         for account in p.accounts:

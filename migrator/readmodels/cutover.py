@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..dataplane.verify.run import run_verify
 from ..errors import MigratorError
-from ..phases import EXPORT, REPLICATE
+from ..phases import EXPORT, REPLICATE, phase
 from .status import collect_status, reason
 from .views import PhaseView
 
@@ -37,10 +37,11 @@ class Gate:
 
 
 def phase_problems(phases: list[PhaseView]) -> list[str]:
+    """Every phase before the cutover must be done (cleanup, which comes after it, is not waited for)."""
     return [
         f"phase {p['phase']} ({p['name']}) is {p['status']}, not done: run `make phase-{p['phase']}`"
         for p in phases
-        if p["status"] not in PHASE_OK
+        if p["status"] not in PHASE_OK and not phase(p["phase"]).after_cutover
     ]
 
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.errors import error_code, is_not_found
+from ..aws.s3 import failure_object_keys
 from ..aws.session import QUICK
 from ..clock import iso, now, parse_iso
-from ..dataplane.redrive import failure_object_keys
 from ..phases import PHASES, phase
 from ..state import MigrationState
 from .views import (
@@ -282,6 +282,20 @@ def find_mapping(m: MigrationContext, state: MigrationState) -> dict[str, Any] |
     return mine[0] if mine else None
 
 
+def find_reverse_mapping(m: MigrationContext, state: MigrationState) -> dict[str, Any] | None:
+    """The reverse replicator's mapping (target account): by the recorded UUID, else by the function's name."""
+    lam = client(m.target, "lambda")
+    uuid = state.section("target_outputs").get("reverse_event_source_mapping_uuid")
+    if uuid:
+        try:
+            return dict(lam.get_event_source_mapping(UUID=uuid))
+        except ClientError as err:
+            if not is_not_found(err):
+                raise
+    mappings = _mappings_of(lam, m.config.reverse_replicator_name)
+    return mappings[0] if mappings else None
+
+
 def iterator_age_ms(m: MigrationContext) -> int | None:
     """The latest IteratorAge maximum of the last 10 minutes, or None when none was reported."""
     end = now()
@@ -326,6 +340,9 @@ def read_replicator(m: MigrationContext, state: MigrationState) -> ReplicatorVie
     waiting, why = attempt(lambda: failures_waiting(m))
     if why:
         problems.append(f"failure destination: {why}")
+    reverse, reverse_why = attempt(lambda: find_reverse_mapping(m, state))
+    if reverse_why:
+        problems.append(f"reverse event source mapping: {reverse_why}")
     local = state.section("replication")
     lag = local.get("local_lag_s")
     caught_up = local.get("local_caught_up")
@@ -341,6 +358,8 @@ def read_replicator(m: MigrationContext, state: MigrationState) -> ReplicatorVie
         local_caught_up=None if caught_up is None else bool(caught_up),
         local_last_run=local.get("local_last_run"),
         failures_waiting=waiting,
+        reverse_mapping=None if reverse_why else (reverse or {}).get("State", "absent"),
+        reverse_mapping_uuid=(reverse or {}).get("UUID"),
         unavailable="; ".join(problems) or None,
     )
 

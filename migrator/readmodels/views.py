@@ -48,6 +48,8 @@ class ReplicatorView(TypedDict):
     local_caught_up: bool | None
     local_last_run: str | None
     failures_waiting: int | None
+    reverse_mapping: str | None  # the way back (phase 5), in the target account: State, "absent", or None
+    reverse_mapping_uuid: str | None
     unavailable: str | None
 
 

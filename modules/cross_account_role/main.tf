@@ -11,7 +11,7 @@ data "aws_iam_policy_document" "trust" {
     # aws:PrincipalArn.
     principals {
       type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${var.source_account_id}:root"]
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${var.replicator_account_id}:root"]
     }
 
     condition {
@@ -38,21 +38,21 @@ data "aws_iam_policy_document" "write" {
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
     ]
-    resources = [var.target_table_arn]
+    resources = [var.table_arn]
   }
 }
 
 resource "aws_iam_role" "this" {
   name                 = var.name
-  description          = "Assumed by the migrator replicator in account ${var.source_account_id} to write ${var.target_table_arn}"
+  description          = "Assumed by the migrator replicator in account ${var.replicator_account_id} to write ${var.table_arn}"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = var.max_session_duration
   tags                 = var.tags
 
   lifecycle {
     precondition {
-      condition     = split(":", var.replicator_role_arn)[4] == var.source_account_id
-      error_message = "replicator_role_arn must be a role in the source account (source_account_id)."
+      condition     = split(":", var.replicator_role_arn)[4] == var.replicator_account_id
+      error_message = "replicator_role_arn must be a role in replicator_account_id."
     }
   }
 }

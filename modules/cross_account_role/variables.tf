@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the IAM role the replicator assumes to write the target table."
+  description = "Name of the IAM role the replicator assumes to write the table."
   type        = string
 
   validation {
@@ -8,18 +8,18 @@ variable "name" {
   }
 }
 
-variable "source_account_id" {
-  description = "AWS account id of the source account where the replicator runs."
+variable "replicator_account_id" {
+  description = "AWS account id of the account where the replicator runs (the source account forward, the target account for the way back)."
   type        = string
 
   validation {
-    condition     = can(regex("^[0-9]{12}$", var.source_account_id))
-    error_message = "source_account_id must be a 12-digit AWS account id."
+    condition     = can(regex("^[0-9]{12}$", var.replicator_account_id))
+    error_message = "replicator_account_id must be a 12-digit AWS account id."
   }
 }
 
 variable "replicator_role_arn" {
-  description = "ARN of the replicator Lambda's execution role in the source account (it may not exist yet)."
+  description = "ARN of the replicator Lambda's execution role in replicator_account_id (it may not exist yet)."
   type        = string
 
   validation {
@@ -38,13 +38,13 @@ variable "external_id" {
   }
 }
 
-variable "target_table_arn" {
-  description = "ARN of the target DynamoDB table (it may not exist yet)."
+variable "table_arn" {
+  description = "ARN of the DynamoDB table the replicator writes (the target table forward, the source table for the way back; it may not exist yet)."
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}$", var.target_table_arn))
-    error_message = "target_table_arn must be a DynamoDB table ARN (arn:aws:dynamodb:<region>:<account>:table/<name>)."
+    condition     = can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}$", var.table_arn))
+    error_message = "table_arn must be a DynamoDB table ARN (arn:aws:dynamodb:<region>:<account>:table/<name>)."
   }
 }
 

@@ -9,7 +9,7 @@ variable "name" {
 }
 
 variable "stream_arn" {
-  description = "ARN of the source table's DynamoDB stream."
+  description = "ARN of the DynamoDB stream it replays (the source table's forward, the target table's for the way back)."
   type        = string
 
   validation {
@@ -39,7 +39,7 @@ variable "package_base64sha256" {
 }
 
 variable "writer_role_arn" {
-  description = "ARN of the cross-account writer role in the target account."
+  description = "ARN of the cross-account writer role in the account of the table it writes."
   type        = string
 
   validation {
@@ -59,7 +59,7 @@ variable "external_id" {
 }
 
 variable "target_table_name" {
-  description = "Name of the target table."
+  description = "Name of the table it writes (the target table forward, the source table for the way back)."
   type        = string
 
   validation {
@@ -69,7 +69,7 @@ variable "target_table_name" {
 }
 
 variable "target_region" {
-  description = "Region of the target table."
+  description = "Region of the table it writes."
   type        = string
 
   validation {

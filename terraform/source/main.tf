@@ -1,5 +1,7 @@
+# Phase 6 (cleanup) sets replicator to null: function, mapping, alarms, log group and failure bucket go.
 module "replicator" {
   source = "../../modules/stream_replicator"
+  count  = var.replicator == null ? 0 : 1
 
   name       = "${var.migration}-replicator"
   stream_arn = var.source_table.stream_arn
@@ -27,4 +29,24 @@ module "replicator" {
   iterator_age_alarm_ms              = var.replicator.iterator_age_alarm_ms
   alarm_actions                      = var.replicator.alarm_actions
   kms_key_arn                        = var.replicator.kms_key_arn
+}
+
+# Workspaces applied before the module had a count keep their resources (no replacement).
+moved {
+  from = module.replicator
+  to   = module.replicator[0]
+}
+
+# Phase 5 (fallback): the role the reverse replicator (target account) assumes to write the source table,
+# trusted only by its execution role (aws:PrincipalArn) with the reverse external id. Null before phase 5
+# and after cleanup.
+module "reverse_writer_role" {
+  source = "../../modules/cross_account_role"
+  count  = var.reverse_writer_role == null ? 0 : 1
+
+  name                  = var.reverse_writer_role.name
+  replicator_account_id = var.reverse_writer_role.replicator_account_id
+  replicator_role_arn   = var.reverse_writer_role.replicator_role_arn
+  external_id           = var.reverse_writer_role.external_id
+  table_arn             = var.source_table.arn
 }

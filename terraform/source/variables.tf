@@ -59,7 +59,7 @@ variable "source_table" {
 }
 
 variable "replicator" {
-  description = "Stream replicator (Lambda, event source mapping, failure bucket, alarms)."
+  description = "Stream replicator (Lambda, event source mapping, failure bucket, alarms); null after cleanup (phase 6)."
   type = object({
     enabled                            = bool
     package_path                       = string
@@ -86,4 +86,20 @@ variable "replicator" {
     alarm_actions         = optional(list(string), [])
     kms_key_arn           = optional(string)
   })
+}
+
+variable "reverse_writer_role" {
+  description = "The way back (phase 5): the role the reverse replicator in the target account assumes to write the source table; null before phase 5 and after cleanup."
+  type = object({
+    name                  = string
+    external_id           = string
+    replicator_account_id = string
+    replicator_role_arn   = string
+  })
+  default = null
+
+  validation {
+    condition     = var.reverse_writer_role == null || can(regex("^[0-9]{12}$", try(var.reverse_writer_role.replicator_account_id, "")))
+    error_message = "reverse_writer_role.replicator_account_id must be the 12-digit target account id."
+  }
 }

@@ -50,7 +50,7 @@ variable "source_account_id" {
 }
 
 variable "export_bucket" {
-  description = "Export bucket the source account's DynamoDB export writes into."
+  description = "Export bucket the source account's DynamoDB export writes into; null after cleanup (phase 6)."
   type = object({
     name            = string
     export_prefix   = optional(string, "exports/")
@@ -61,7 +61,7 @@ variable "export_bucket" {
 }
 
 variable "writer_role" {
-  description = "Cross-account role the replicator assumes to write the target table."
+  description = "Cross-account role the replicator assumes to write the target table; null after cleanup (phase 6)."
   type = object({
     name                = string
     external_id         = string
@@ -118,4 +118,40 @@ variable "table" {
     })
   })
   default = null
+}
+
+variable "reverse_replicator" {
+  description = "The way back (phase 5): a replicator on the target table's stream writing the source table; null before phase 5 and after cleanup."
+  type = object({
+    name                               = string
+    enabled                            = bool
+    package_path                       = string
+    package_base64sha256               = string
+    writer_role_arn                    = string
+    external_id                        = string
+    source_table_name                  = string
+    source_region                      = string
+    source_endpoint_url                = optional(string)
+    failure_bucket_name                = string
+    batch_size                         = optional(number, 1000)
+    maximum_batching_window_in_seconds = optional(number, 1)
+    maximum_retry_attempts             = optional(number, 10)
+    parallelization_factor             = optional(number, 1)
+    timeout                            = optional(number, 300)
+    retry = optional(object({
+      max_attempts = optional(number, 30)
+      base_delay_s = optional(number, 0.05)
+      max_delay_s  = optional(number, 5)
+    }), {})
+    memory_size           = optional(number, 512)
+    log_retention_days    = optional(number, 30)
+    iterator_age_alarm_ms = optional(number, 600000)
+    alarm_actions         = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.reverse_replicator == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", try(var.reverse_replicator.writer_role_arn, "")))
+    error_message = "reverse_replicator.writer_role_arn must be an IAM role ARN (the reverse writer role in the source account)."
+  }
 }
