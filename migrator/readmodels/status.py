@@ -28,12 +28,14 @@ from ..phases import PHASES, phase
 from ..state import MigrationState
 from .views import (
     DeadlineView,
+    DirectionView,
     ExportView,
     ImportView,
     LockView,
     PhaseView,
     ReplicatorView,
     StatusView,
+    SwitchRecord,
     VerifyView,
 )
 
@@ -344,6 +346,30 @@ def read_replicator(m: MigrationContext, state: MigrationState) -> ReplicatorVie
     )
 
 
+# Direction ------------------------------------------------------------------------------------------
+def read_direction(m: MigrationContext, state: MigrationState, rep: ReplicatorView) -> DirectionView:
+    """Which way replication runs, from both mappings as AWS shows them, beside what was recorded."""
+    from ..dataplane.direction import current_direction, find_mapping, mapping_state, reverse
+
+    recorded = state.section("cutover")
+    forward_state = rep["mapping"]
+    d = reverse(m)
+    rev, why = attempt(lambda: mapping_state(find_mapping(m, d, client(d.session(m), "lambda"))))
+    unreadable = forward_state is None or why is not None
+    cleanup = state.section("cleanup").get("removed")
+    handover = state.section("handover")
+    return DirectionView(
+        current=None if unreadable else current_direction(forward_state, rev),
+        recorded=str(recorded.get("direction") or "forward"),
+        forward_mapping=forward_state,
+        reverse_mapping=rev,
+        history=[SwitchRecord(action=h["action"], at=h["at"], by=h["by"]) for h in recorded.get("history", [])],
+        cleanup_removed=[str(x) for x in cleanup] if isinstance(cleanup, list) else None,
+        handover={str(k): str(v) for k, v in handover.items()} or None,
+        unavailable=f"reverse event source mapping: {why}" if why else None,
+    )
+
+
 # Deadline, verify, phases -------------------------------------------------------------------------
 def deadline_view(
     export: ExportView, recorded: dict[str, Any], retention_hours: float, at: dt.datetime
@@ -472,6 +498,7 @@ def collect_status(m: MigrationContext) -> StatusView:
         "export": export,
         "import": imp,
         "replicator": rep,
+        "direction": read_direction(m, state, rep),
         "stream_deadline": deadline_view(export, state.section("export"), c.stream_retention_hours, now()),
         "last_verify": verify_view(state.section("verify")),
         "lock": lock,

@@ -76,6 +76,23 @@ class LockView(TypedDict):
     unavailable: str | None
 
 
+class SwitchRecord(TypedDict):
+    action: str  # cutover | rollback
+    at: str
+    by: str
+
+
+class DirectionView(TypedDict):
+    current: str | None  # forward | reverse | none | both, from the two mappings on AWS; None when unreadable
+    recorded: str  # what the last cutover or rollback recorded (forward before any)
+    forward_mapping: str | None  # the mapping's State, "absent", or None when unreadable
+    reverse_mapping: str | None
+    history: list[SwitchRecord]
+    cleanup_removed: list[str] | None  # what phase 6 removed, once it ran
+    handover: dict[str, str] | None  # where the target table was handed over, once it was
+    unavailable: str | None
+
+
 StatusView = TypedDict(
     "StatusView",
     {
@@ -87,6 +104,7 @@ StatusView = TypedDict(
         "export": ExportView,
         "import": ImportView,
         "replicator": ReplicatorView,
+        "direction": DirectionView,
         "stream_deadline": DeadlineView,
         "last_verify": VerifyView,
         "lock": LockView,
