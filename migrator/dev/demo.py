@@ -216,9 +216,9 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     from ..cli.progress import RichReporter
     from ..cli.status import render_status
     from ..context import MigrationContext
+    from ..dataplane.switch import Action, switch
     from ..dataplane.verify import ScanEngine
     from ..dataplane.verify.run import run_verify
-    from ..dataplane.switch import Action, switch
     from ..phases import CLEANUP, EXPORT, PREPARE, ApplyOptions, earlier
     from ..phases.handover import hand_over
     from ..phases.runner import PhaseRunner
