@@ -28,7 +28,7 @@ def redrive(
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
     else:
-        for line in summary(result, ctx.config.failure_bucket_name):
+        for line in summary(result, result.bucket):
             err_console.print(line, highlight=False, soft_wrap=True, markup=False)
     if not result.ok:
         raise typer.Exit(1)

@@ -23,6 +23,7 @@ from ..context import MigrationContext
 from ..readmodels.status import collect_status
 from ..readmodels.views import (
     DeadlineView,
+    DirectionView,
     ExportView,
     ImportView,
     LockView,
@@ -123,6 +124,28 @@ def replicator_line(r: ReplicatorView) -> Text:
     )
 
 
+def direction_line(d: DirectionView) -> Text:
+    current = d["current"]
+    if current is not None and current != d["recorded"]:
+        current = f"{current} (recorded: {d['recorded']})"
+    return _line(
+        [
+            f"{current}" if current else None,
+            f"forward mapping {d['forward_mapping']}" if d["forward_mapping"] else None,
+            f"reverse mapping {d['reverse_mapping']}" if d["reverse_mapping"] else None,
+        ],
+        d["unavailable"],
+    )
+
+
+def history_line(d: DirectionView) -> Text:
+    parts = [f"{h['action']} at {short(h['at'])} by {h['by']}" for h in d["history"]]
+    if d["cleanup_removed"] is not None:
+        removed = ", ".join(f"{len(v)} in the {root} account" for root, v in sorted(d["cleanup_removed"].items()))
+        parts.append(f"cleanup removed {removed}")
+    return Text("; ".join(parts) or "no cutover yet")
+
+
 def deadline_line(d: DeadlineView) -> Text:
     if d["at"] is None or d["seconds_left"] is None:
         return _line([] if d["unavailable"] else ["export not started"], d["unavailable"])
@@ -162,6 +185,8 @@ def render_status(s: StatusView) -> Group:
     data.add_row("export", export_line(s["export"]))
     data.add_row("import", import_line(s["import"]))
     data.add_row("replicator", replicator_line(s["replicator"]))
+    data.add_row("direction", direction_line(s["direction"]))
+    data.add_row("cutover", history_line(s["direction"]))
     data.add_row("stream deadline", deadline_line(s["stream_deadline"]))
     data.add_row("last verify", verify_line(s["last_verify"]))
     data.add_row("lock", lock_line(s["lock"]))

@@ -69,6 +69,7 @@ from ..errors import MigratorError
 
 if TYPE_CHECKING:
     from ..context import MigrationContext
+    from .direction import Direction
 
 MAX_CONFIRM_ROUNDS = 5
 MAX_EMPTY_READS = 5  # consecutive empty GetRecords answers before a range counts as incomplete
@@ -91,6 +92,8 @@ class RedriveResult:
     failed: int = 0  # keys that could not be fixed
     moved: int = 0  # objects moved under redriven/
     dry_run: bool = False
+    direction: str = "forward"  # the replicator whose failure records these were
+    bucket: str = ""  # its failure bucket
     unrecoverable_objects: list[dict[str, str]] = field(default_factory=list)  # {"object", "reason"}, the first 20
     failed_keys: list[dict[str, Any]] = field(default_factory=list)  # {"key", "reason"}, the first 20
 
@@ -108,6 +111,8 @@ class RedriveResult:
             "failed": self.failed,
             "moved": self.moved,
             "dry_run": self.dry_run,
+            "direction": self.direction,
+            "bucket": self.bucket,
             "unrecoverable_objects": list(self.unrecoverable_objects),
             "failed_keys": list(self.failed_keys),
         }
@@ -350,35 +355,45 @@ class _Fixer:
 
 
 def redrive(ctx: MigrationContext, *, dry_run: bool = False) -> RedriveResult:
-    """Fix in the target every key named by the failure records; move the fixed records aside (under the
-    migration's lock; a dry run changes nothing and takes none)."""
+    """Fix every key named by the failure records of the direction that runs now (forward before a cutover,
+    reverse after it); move the fixed records aside (under the migration's lock; a dry run changes nothing
+    and takes none)."""
+    from .direction import forward, reverse
+    from .switch import recorded_direction
+
+    d = reverse(ctx) if recorded_direction(ctx) == "reverse" else forward(ctx)
     if dry_run:
-        return _redrive(ctx, dry_run=True)
+        return _redrive(ctx, d, dry_run=True)
     with ctx.lock.held("migrator redrive"):
-        return _redrive(ctx, dry_run=False)
+        return _redrive(ctx, d, dry_run=False)
 
 
-def _redrive(ctx: MigrationContext, *, dry_run: bool) -> RedriveResult:
-    c = ctx.config
-    s3 = ctx.source.client("s3")
-    source_ddb = ctx.source.client("dynamodb")
-    bucket = c.failure_bucket_name
-    result = RedriveResult(dry_run=dry_run)
+def redrive_direction(ctx: MigrationContext, d: Direction) -> RedriveResult:
+    """Redrive ``d``'s failure records, for a caller that holds the migration lock already."""
+    return _redrive(ctx, d, dry_run=False)
+
+
+def _redrive(ctx: MigrationContext, d: Direction, *, dry_run: bool) -> RedriveResult:
+    reads = d.session(ctx)
+    s3 = reads.client("s3")
+    source_ddb = reads.client("dynamodb")
+    bucket = d.failure_bucket
+    result = RedriveResult(dry_run=dry_run, direction=d.name, bucket=bucket)
     try:
         names = failure_object_keys(s3, bucket)
     except ClientError as err:
         if error_code(err) == "NoSuchBucket":
             raise MigratorError(
-                f"the failure bucket {bucket} does not exist in the source account {c.source.account_id}; "
-                "it is created by phase 2, so run phase 2 first"
+                f"the failure bucket {bucket} of the {d.name} replicator does not exist in the {d.reads} account "
+                f"{ctx.account_id(d.reads)}; the phase that deploys that replicator creates it, so apply it first"
             ) from None
         raise
     result.objects = len(names)
     if not names:
         return _finish(ctx, result)
 
-    key_names = table_key_names(source_ddb, c.source_table_name)
-    streams = ctx.source.client("dynamodbstreams")
+    key_names = table_key_names(source_ddb, d.reads_table)
+    streams = reads.client("dynamodbstreams")
     all_keys: dict[bytes, Key] = {}
     object_keys: dict[str, set[bytes]] = {}
     for name in names:
@@ -388,7 +403,7 @@ def _redrive(ctx: MigrationContext, *, dry_run: bool) -> RedriveResult:
                 record = json.loads(body)
             except ValueError:
                 raise Unrecoverable("not JSON") from None
-            raw_keys = record_keys(record, streams, c.source.account_id, c.source_table_name)
+            raw_keys = record_keys(record, streams, ctx.account_id(d.reads), d.reads_table)
             mine: set[bytes] = set()
             for raw in raw_keys:
                 if set(raw) != set(key_names):
@@ -408,7 +423,7 @@ def _redrive(ctx: MigrationContext, *, dry_run: bool) -> RedriveResult:
     result.keys = len(all_keys)
 
     fixer = _Fixer(
-        source_ddb, c.source_table_name, ctx.target.client("dynamodb"), c.target_table_name, key_names, ctx.retry
+        source_ddb, d.reads_table, d.write_session(ctx).client("dynamodb"), d.writes_table, key_names, ctx.retry
     )
     done = fixer.fix(all_keys, dry_run=dry_run)
     result.written = sum(1 for put in done.values() if put)

@@ -27,6 +27,8 @@ REGION = "us-east-1"
 TABLE = "Orders"
 CUSTOMERS = 97
 CATCH_UP_TIMEOUT_S = 900.0
+TARGET_WRITES_S = 5.0  # how long the application writes to the target between the cutover and the rollback
+HANDOVER_ADDRESS = "aws_dynamodb_table.orders"
 
 
 def demo_config(endpoint: str) -> dict[str, Any]:
@@ -141,9 +143,16 @@ class LiveWriter:
     stop_event: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
+    touched: set[int] = field(default_factory=set)  # the orders it wrote (put, updated or deleted)
+
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="live-writer", daemon=True)
         self._next = self.items
+
+    @property
+    def next_order(self) -> int:
+        """One past the highest order number written so far."""
+        return self._next
 
     def start(self) -> None:
         self._thread.start()
@@ -162,11 +171,13 @@ class LiveWriter:
                 roll = rng.random()
                 if roll < 0.3:
                     self.ddb.put_item(TableName=self.table, Item=make_item(rng, self._next, 1))
+                    self.touched.add(self._next)
                     self._next += 1
                     self.counts["puts"] += 1
                 else:
                     n = rng.randrange(self._next)
                     key = order_key(n)
+                    self.touched.add(n)
                     if roll < 0.8:
                         self.ddb.update_item(
                             TableName=self.table,
@@ -190,13 +201,26 @@ class LiveWriter:
             self.error = err
 
 
+def writes_missing(source_ddb: Any, target_ddb: Any, target_table: str, orders: set[int]) -> int:
+    """How many of ``orders`` the source does not hold as the target does (after a rollback: none)."""
+    missing = 0
+    for n in sorted(orders):
+        key = order_key(n)
+        mine = source_ddb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
+        theirs = target_ddb.get_item(TableName=target_table, Key=key, ConsistentRead=True).get("Item")
+        missing += mine != theirs
+    return missing
+
+
 def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | None = None) -> bool:
     from ..cli.progress import RichReporter
     from ..cli.status import render_status
     from ..context import MigrationContext
+    from ..dataplane.switch import Action, switch
     from ..dataplane.verify import ScanEngine
     from ..dataplane.verify.run import run_verify
-    from ..phases import EXPORT, PHASES, PREPARE, ApplyOptions
+    from ..phases import CLEANUP, EXPORT, PHASES, PREPARE, ApplyOptions
+    from ..phases.handover import hand_over
     from ..phases.runner import PhaseRunner
     from ..readmodels.status import collect_status
 
@@ -237,7 +261,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
 
         writer = LiveWriter(ddb, items)
         writer.start()
-        console.print("live writer started: puts, updates and deletes on the source until the end")
+        console.print("live writer started: puts, updates and deletes on the source until the cutover")
         migration = MigrationContext.load(config_path, RichReporter(console))
         migration.waits.export_poll_s = 0.5
         runner = PhaseRunner(migration)
@@ -245,7 +269,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         # The source starts without stream and PITR: the first phase enables them, as an operator would ask.
         options = ApplyOptions(enable_stream=True, enable_pitr=True)
         for p in PHASES:
-            if p.after_cutover:  # cleanup follows a cutover, which the demo does not make
+            if p.after_cutover:  # cleanup follows the cutover, below
                 continue
             t0 = time.monotonic()
             runner.apply(p.number, options if p == PREPARE else ApplyOptions())
@@ -258,7 +282,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         console.rule("replication (the deployed Lambda, run by the emulator from its zip)")
         time.sleep(3.0)  # the function replicates while the application still writes
         counts = writer.stop()
-        console.print("live writer stopped; waiting for the function to read the stream to its end")
+        console.print("live writer stopped (the application stops writing to the source before the cutover)")
         t0 = time.monotonic()
         if not emulator.wait_for_lambda(CATCH_UP_TIMEOUT_S, [uuid]):
             console.print(f"[bold red]the function did not catch up within {CATCH_UP_TIMEOUT_S:.0f} s[/]")
@@ -271,6 +295,43 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
                 f"({stats.invocations} invocations, {stats.cold_starts} cold starts, {stats.errors} errors)",
                 highlight=False,
             )
+
+        switches: list[dict[str, Any]] = []
+
+        def switch_to(action: Action) -> None:
+            console.rule(f"migrator {action}")
+            result = switch(migration, action, poll_s=1.0)
+            switches.append({"action": action, "at": result.at, "seconds": round(result.seconds, 1)})
+            side = "target" if result.direction == "reverse" else "source"
+            console.print(f"{action} done in {result.seconds:.1f} s: the application may now write to the {side}")
+
+        switch_to("cutover")
+        target_ddb = migration.target.client("dynamodb")
+        on_target = LiveWriter(target_ddb, writer.next_order, table=migration.config.target_table_name, seed=11)
+        on_target.start()
+        time.sleep(TARGET_WRITES_S)
+        target_counts = on_target.stop()
+        console.print(
+            f"the application wrote to the target for {TARGET_WRITES_S:.0f} s: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(target_counts.items())),
+            highlight=False,
+        )
+        switch_to("rollback")
+        missing = writes_missing(ddb, target_ddb, migration.config.target_table_name, on_target.touched)
+        if missing:
+            console.print(f"[bold red]the source lacks {missing} of the writes made to the target[/]")
+        else:
+            console.print(
+                f"the source holds every write made to the target since the cutover ({len(on_target.touched)} keys)"
+            )
+        switch_to("cutover")
+
+        t0 = time.monotonic()
+        runner.apply(CLEANUP.number)
+        timings[f"phase_{CLEANUP.number}_s"] = round(time.monotonic() - t0, 1)
+        console.rule("migrator handover")
+        handed = hand_over(migration, HANDOVER_ADDRESS, workdir / "handover", runner)
+        console.print(f"handed over: {handed.path}", highlight=False)
 
         console.rule("verify")
         result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
@@ -285,8 +346,12 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         summary = {
             "phases": {number: record.get("status") for number, record in sorted(recorded.items())},
             "items_filled": items,
-            "live_writes": sum(counts.values()),
-            **{f"live_{k}": v for k, v in sorted(counts.items())},
+            "live_writes_source": sum(counts.values()),
+            **{f"source_{k}": v for k, v in sorted(counts.items())},
+            "live_writes_target": sum(target_counts.values()),
+            **{f"target_{k}": v for k, v in sorted(target_counts.items())},
+            "target_writes_missing_from_source_after_rollback": missing,
+            "switches": switches,
             "lambda_batches": stats.batches if stats else 0,
             "lambda_records": stats.records if stats else 0,
             "lambda_records_per_s": round(stats.records_per_s or 0.0, 1) if stats else 0.0,
@@ -298,7 +363,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             console.print("[bold green]the target table equals the source: zero missing, different, extraneous[/]")
         else:
             console.print("[bold red]the tables differ[/]")
-        return bool(result.clean)
+        return bool(result.clean) and not missing
     finally:
         emulator.stop()
         os.environ.pop("AWS_CA_BUNDLE", None)  # the CA went with the emulator

@@ -1,9 +1,10 @@
 """`migrator cutover --check`: the gate before traffic moves to the target table (a read model: the CLI
 renders the :class:`Gate` it returns).
 
-Open (exit 0) only when every phase is done, the replicator is caught up (iterator age, or the local
-runner's lag, under the threshold), no failure record waits in the failure destination, and a verify
-run now is clean. Otherwise every unmet condition is listed, each with what to do.
+Open (exit 0) only when every phase before the cutover is done (the list up to cleanup), the replicator
+is caught up (the oldest change not yet replicated is younger than the threshold), no failure record
+waits in the failure destination, and a verify run now is clean. Otherwise every unmet condition is
+listed, each with what to do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..aws.dynamodb import table_key_names
+from ..dataplane.backlog import Backlog, BacklogView
+from ..dataplane.direction import forward, stream_arn
+from ..dataplane.switch import recorded_direction
 from ..dataplane.verify.run import run_verify
 from ..errors import MigratorError
 from ..phases import EXPORT, REPLICATE, phase
@@ -45,44 +50,48 @@ def phase_problems(phases: list[PhaseView]) -> list[str]:
     ]
 
 
-def caught_up_problem(replicator: Mapping[str, Any], max_lag_s: float) -> str | None:
-    """Why the replicator does not count as caught up, or None. Pure: tested table-style.
+def caught_up_problem(
+    replicator: Mapping[str, Any], backlog: BacklogView | None, why: str | None, max_lag_s: float
+) -> str | None:
+    """Why the forward replicator does not count as caught up, or None. Pure: tested table-style.
 
-    The mapping must be Enabled; then CloudWatch's iterator age decides when it is reported, else the
-    local runner's last run must have caught up with a lag under ``max_lag_s``.
-    """
+    Caught up means the age of the oldest change of the source stream that the target does not show yet
+    (:mod:`migrator.dataplane.backlog`) is under ``max_lag_s`` — not the time since the replicator last ran,
+    which would hold a quiet table back."""
     mapping = replicator.get("mapping")
-    if mapping is None:
-        return f"the event source mapping could not be read ({replicator.get('unavailable') or 'no reason given'})"
     if mapping == "absent":
         return (
             f"there is no event source mapping for the replicator: apply phase {EXPORT.number} (creates it) and "
             f"phase {REPLICATE.number} (enables it)"
         )
-    if mapping != "Enabled":
-        return f"the event source mapping is {mapping}, not Enabled: run phase {REPLICATE.number}"
-    age_ms = replicator.get("iterator_age_ms")
-    if age_ms is not None:
-        if age_ms / 1000 <= max_lag_s:
-            return None
+    if backlog is None:
+        return f"the replication backlog could not be read ({why or 'no reason given'})"
+    if backlog.pending and backlog.oldest_s > max_lag_s:
         return (
-            f"the replicator is behind: iterator age {age_ms / 1000:.1f} s is above {max_lag_s:g} s; "
-            "wait and check again"
+            f"the replicator is behind: the oldest change not yet replicated is {backlog.oldest_s:.1f} s old, above "
+            f"{max_lag_s:g} s ({backlog.pending} key(s) pending); wait and check again"
         )
-    lag = replicator.get("local_lag_s")
-    if lag is None:
-        return (
-            "no iterator age is reported and the local runner has not run: wait for the replicator, "
-            "or run `migrator replicate --local --until-caught-up`"
-        )
-    if not replicator.get("local_caught_up"):
-        return (
-            f"the local runner has not caught up (lag {float(lag):.1f} s): "
-            "run `migrator replicate --local --until-caught-up`"
-        )
-    if float(lag) > max_lag_s:
-        return f"the local runner is behind: lag {float(lag):.1f} s is above {max_lag_s:g} s; run it again"
     return None
+
+
+def read_backlog(m: MigrationContext) -> tuple[BacklogView | None, str | None]:
+    """One poll of the forward backlog (the whole source stream against the target), or why it failed."""
+    d = forward(m)
+    try:
+        key_names = table_key_names(m.target.client("dynamodb"), d.writes_table)
+        backlog = Backlog(
+            m.source.client("dynamodbstreams"),
+            stream_arn(m, d),
+            m.target.client("dynamodb"),
+            d.writes_table,
+            key_names,
+            retry=m.retry,
+        )
+        return backlog.poll(), None
+    except (ClientError, BotoCoreError) as err:
+        return None, reason(err)
+    except MigratorError as err:
+        return None, str(err)
 
 
 def failures_problem(replicator: Mapping[str, Any], bucket: str) -> str | None:
@@ -113,12 +122,24 @@ def verify_problem(m: MigrationContext) -> tuple[str | None, dict[str, Any] | No
 
 
 def check_gate(m: MigrationContext, *, max_lag_s: float = 60.0) -> Gate:
+    """The gate before a cutover: the phases before it done, caught up, no failure waiting, verify clean."""
     status = collect_status(m)
     replicator = status["replicator"]
-    gate = Gate(facts={"phases": status["phases"], "replicator": replicator})
-    gate.unmet.extend(phase_problems(status["phases"]))
+    phases = status["phases"]
+    gate = Gate(facts={"phases": phases, "replicator": replicator})
+    if recorded_direction(m) == "reverse":
+        gate.unmet.append(
+            "the migration is already cut over (the target is the live table); `migrator rollback` moves it back"
+        )
+    gate.unmet.extend(phase_problems(phases))
+    backlog, why = read_backlog(m)
+    gate.facts["backlog"] = (
+        None
+        if backlog is None
+        else {"pending": backlog.pending, "oldest_s": round(backlog.oldest_s, 1), "records": backlog.total}
+    )
     for problem in (
-        caught_up_problem(replicator, max_lag_s),
+        caught_up_problem(replicator, backlog, why, max_lag_s),
         failures_problem(replicator, m.config.failure_bucket_name),
     ):
         if problem:

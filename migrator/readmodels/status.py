@@ -28,6 +28,7 @@ from ..phases import PHASES, phase
 from ..state import MigrationState
 from .views import (
     DeadlineView,
+    DirectionView,
     ExportView,
     HandoverView,
     ImportView,
@@ -35,6 +36,7 @@ from .views import (
     PhaseView,
     ReplicatorView,
     StatusView,
+    SwitchRecord,
     VerifyView,
 )
 
@@ -364,6 +366,28 @@ def read_replicator(m: MigrationContext, state: MigrationState) -> ReplicatorVie
     )
 
 
+# Direction ------------------------------------------------------------------------------------------
+def read_direction(m: MigrationContext, state: MigrationState, rep: ReplicatorView) -> DirectionView:
+    """Which way replication runs, from both mappings as AWS shows them, beside what was recorded."""
+    from ..dataplane.direction import current_direction
+
+    recorded = state.section("cutover")
+    forward_state, rev = rep["mapping"], rep["reverse_mapping"]
+    unreadable = forward_state is None or rev is None
+    cleanup = state.section("cleanup").get("removed")
+    return DirectionView(
+        current=None if unreadable else current_direction(forward_state, rev),
+        recorded=str(recorded.get("direction") or "forward"),
+        forward_mapping=forward_state,
+        reverse_mapping=rev,
+        history=[SwitchRecord(action=h["action"], at=h["at"], by=h["by"]) for h in recorded.get("history", [])],
+        cleanup_removed={str(k): [str(x) for x in v] for k, v in cleanup.items()}
+        if isinstance(cleanup, dict)
+        else None,
+        unavailable="an event source mapping could not be read (see the replicator)" if unreadable else None,
+    )
+
+
 # Deadline, verify, phases -------------------------------------------------------------------------
 def deadline_view(
     export: ExportView, recorded: dict[str, Any], retention_hours: float, at: dt.datetime
@@ -503,6 +527,7 @@ def collect_status(m: MigrationContext) -> StatusView:
         "export": export,
         "import": imp,
         "replicator": rep,
+        "direction": read_direction(m, state, rep),
         "stream_deadline": deadline_view(export, state.section("export"), c.stream_retention_hours, now()),
         "last_verify": verify_view(state.section("verify")),
         "lock": lock,

@@ -85,6 +85,22 @@ class HandoverView(TypedDict):
     by: str | None  # user@host
 
 
+class SwitchRecord(TypedDict):
+    action: str  # cutover | rollback
+    at: str
+    by: str
+
+
+class DirectionView(TypedDict):
+    current: str | None  # forward | reverse | none | both, from the two mappings on AWS; None when unreadable
+    recorded: str  # what the last cutover or rollback recorded (forward before any)
+    forward_mapping: str | None  # the mapping's State, "absent", or None when unreadable
+    reverse_mapping: str | None
+    history: list[SwitchRecord]
+    cleanup_removed: dict[str, list[str]] | None  # what cleanup removed, per root, once it ran
+    unavailable: str | None
+
+
 StatusView = TypedDict(
     "StatusView",
     {
@@ -96,6 +112,7 @@ StatusView = TypedDict(
         "export": ExportView,
         "import": ImportView,
         "replicator": ReplicatorView,
+        "direction": DirectionView,
         "stream_deadline": DeadlineView,
         "last_verify": VerifyView,
         "lock": LockView,
