@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from migrator.aws.session import AccountSession
 from migrator.cli import app
+from migrator.dataplane.backlog import BacklogView
 from migrator.phases import PHASES
 from migrator.readmodels.cutover import caught_up_problem, check_gate, failures_problem
 
@@ -21,62 +22,46 @@ MAX_LAG = 60.0
 
 
 # The pure conditions, table-style -------------------------------------------------------------------
+ENABLED = {"mapping": "Enabled"}
+
+
 @pytest.mark.parametrize(
-    ("replicator", "expected"),
+    ("replicator", "backlog", "why", "expected"),
     [
-        pytest.param({"mapping": "Enabled", "iterator_age_ms": 0}, None, id="iterator age 0"),
-        pytest.param({"mapping": "Enabled", "iterator_age_ms": 60_000}, None, id="iterator age at the threshold"),
+        pytest.param(ENABLED, BacklogView(0, 0.0, 0, 900), None, None, id="nothing pending"),
+        pytest.param(ENABLED, BacklogView(0, 0.0, 0, 900), None, None, id="a quiet table long after the last catch-up"),
+        pytest.param(ENABLED, BacklogView(3, 59.9, 3, 903), None, None, id="pending but younger than the threshold"),
+        pytest.param(ENABLED, BacklogView(3, 60.0, 0, 903), None, None, id="at the threshold"),
         pytest.param(
-            {"mapping": "Enabled", "iterator_age_ms": 60_001},
-            "the replicator is behind: iterator age 60.0 s is above 60 s",
-            id="iterator age above the threshold",
+            ENABLED,
+            BacklogView(3, 61.1, 0, 903),
+            None,
+            "the replicator is behind: the oldest change not yet replicated is 61.1 s old, above 60 s (3 key(s)",
+            id="behind",
         ),
         pytest.param(
-            {"mapping": "Enabled", "iterator_age_ms": 90_000, "local_lag_s": 0.1, "local_caught_up": True},
-            "the replicator is behind: iterator age 90.0 s is above 60 s",
-            id="a reported iterator age wins over an old local run",
+            {"mapping": "Disabled"}, BacklogView(0, 0.0, 0, 10), None, None, id="disabled but caught up (local runner)"
         ),
         pytest.param(
-            {"mapping": "Enabled", "local_lag_s": 0.5, "local_caught_up": True}, None, id="local runner caught up"
-        ),
-        pytest.param(
-            {"mapping": "Enabled", "local_lag_s": 60, "local_caught_up": True}, None, id="local lag at the threshold"
-        ),
-        pytest.param(
-            {"mapping": "Enabled", "local_lag_s": 61, "local_caught_up": True},
-            "the local runner is behind: lag 61.0 s is above 60 s",
-            id="local lag above the threshold",
-        ),
-        pytest.param(
-            {"mapping": "Enabled", "local_lag_s": 0.5, "local_caught_up": False},
-            "the local runner has not caught up (lag 0.5 s)",
-            id="local runner stopped before the end",
-        ),
-        pytest.param(
-            {"mapping": "Enabled"},
-            "no iterator age is reported and the local runner has not run",
-            id="nothing reported yet",
-        ),
-        pytest.param(
-            {"mapping": "Disabled", "iterator_age_ms": 0},
-            "the event source mapping is Disabled, not Enabled: run phase 4",
-            id="mapping disabled",
-        ),
-        pytest.param(
-            {"mapping": "absent", "local_lag_s": 0.5, "local_caught_up": True},
+            {"mapping": "absent"},
+            BacklogView(0, 0.0, 0, 0),
+            None,
             "there is no event source mapping for the replicator",
             id="mapping absent",
         ),
         pytest.param(
-            {"mapping": None, "unavailable": "event source mapping: AccessDenied"},
-            "the event source mapping could not be read (event source mapping: AccessDenied)",
-            id="mapping unreadable",
+            ENABLED,
+            None,
+            "DescribeStream failed with AccessDenied",
+            "the replication backlog could not be read (DescribeStream failed with AccessDenied)",
+            id="backlog unreadable",
         ),
     ],
 )
-def test_caught_up_problem(replicator: dict[str, Any], expected: str | None) -> None:
-    problem = caught_up_problem(replicator, MAX_LAG)
-
+def test_caught_up_problem(
+    replicator: dict[str, Any], backlog: BacklogView | None, why: str | None, expected: str | None
+) -> None:
+    problem = caught_up_problem(replicator, backlog, why, MAX_LAG)
     if expected is None:
         assert problem is None
     else:
@@ -157,14 +142,9 @@ def _target_missing_an_item(env: Env) -> None:
     )
 
 
-def _local_runner_behind(env: Env) -> None:
-    env.m.state.update("replication", local_lag_s=600.0, local_caught_up=False)
-
-
 BREAKS: list[Any] = [
     pytest.param(_failure_waiting, "1 failure record(s) wait in s3://", id="failures waiting"),
     pytest.param(_target_missing_an_item, "verify is not clean (1 missing, 0 different, 0 extraneous)", id="verify"),
-    pytest.param(_local_runner_behind, "the local runner has not caught up (lag 600.0 s)", id="not caught up"),
 ]
 
 
@@ -179,6 +159,21 @@ def test_gate_closes_and_lists_the_one_unmet_condition(env: Env, breaks: Callabl
     unmet = unmet_lines(run)
     assert len(unmet) == 1, run.stderr
     assert unmet[0].startswith(expected), unmet[0]
+
+
+def test_gate_closes_while_a_change_of_the_source_is_not_in_the_target(env: Env) -> None:
+    ready(env)
+    env.source.client("dynamodb").put_item(
+        TableName=env.table, Item={"pk": {"S": "p0"}, "sk": {"S": "s0000"}, "n": {"N": "42"}}
+    )
+
+    run = cutover(env, "--max-lag", "0")
+
+    assert run.exit_code == 1, run.output
+    unmet = unmet_lines(run)
+    assert unmet[0].startswith("the replicator is behind: the oldest change not yet replicated is"), unmet
+    assert unmet[0].endswith("(1 key(s) pending); wait and check again"), unmet
+    assert unmet[1].startswith("verify is not clean (0 missing, 1 different"), unmet
 
 
 def test_gate_closes_when_the_mapping_is_absent(env: Env) -> None:

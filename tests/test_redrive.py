@@ -426,6 +426,8 @@ JSON_FIELDS = {
     "failed",
     "moved",
     "dry_run",
+    "direction",
+    "bucket",
     "unrecoverable_objects",
     "failed_keys",
 }

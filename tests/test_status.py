@@ -43,6 +43,7 @@ TOP_KEYS = {
     "export",
     "import",
     "replicator",
+    "direction",
     "stream_deadline",
     "last_verify",
     "lock",
@@ -56,6 +57,15 @@ SECTION_KEYS = {
     "stream_deadline": set(DeadlineView.__annotations__),
     "last_verify": {"at", "clean", "source_items", "target_items", "missing", "different", "extraneous"},
     "lock": {"held", "holder", "since", "alive", "unavailable"},
+    "direction": {
+        "current",
+        "recorded",
+        "forward_mapping",
+        "reverse_mapping",
+        "history",
+        "cleanup_removed",
+        "unavailable",
+    },
 }
 TRUST = {
     "Version": "2012-10-17",

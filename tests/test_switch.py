@@ -5,17 +5,26 @@ forward replicator's own writes."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from migrator.aws.session import AccountSession
+from migrator.cli import app
+from migrator.clock import iso, now
 from migrator.dataplane.backlog import Backlog, order_shards
 from migrator.dataplane.direction import current_direction
 from migrator.dataplane.stream import replicate_local
+from migrator.phases import CLEANUP, FALLBACK, earlier
 
 from .conftest import make_table, scan_all
+from .test_status import TRUST, Env, make_env, put_items, small_zip
 
 KEYS = ["pk", "sk"]
 
@@ -167,3 +176,161 @@ def test_parents_come_before_their_children() -> None:
 )
 def test_direction_is_read_from_both_mappings(forward: str | None, reverse: str | None, expected: str) -> None:
     assert current_direction(forward, reverse) == expected
+
+
+# The switch through the CLI, on mappings made by hand (no Terraform) ---------------------------------
+@dataclass
+class Both:
+    """A migration whose two tables are equal, its forward mapping Enabled and its reverse one Disabled.
+
+    The functions are stand-ins (they write nothing): these tests exercise the switch, and keep the tables
+    in step themselves."""
+
+    env: Env
+    forward_uuid: str
+    reverse_uuid: str
+
+    def mapping(self, account: AccountSession, uuid: str) -> str:
+        return str(account.client("lambda").get_event_source_mapping(UUID=uuid)["State"])
+
+    @property
+    def states(self) -> tuple[str, str]:
+        return self.mapping(self.env.source, self.forward_uuid), self.mapping(self.env.target, self.reverse_uuid)
+
+    def run(self, *args: str) -> Any:
+        return CliRunner().invoke(app, [*args, "--config", str(self.env.config)], env={"COLUMNS": "300"})
+
+
+def _reverse_mapping(env: Env) -> str:
+    c = env.m.config
+    target_stream = make_table(env.target, c.target_table_name)["LatestStreamArn"]
+    put_items(env.target.client("dynamodb"), c.target_table_name, 6)
+    role = env.target.client("iam").create_role(
+        RoleName=c.reverse_replicator_name, AssumeRolePolicyDocument=json.dumps(TRUST)
+    )
+    lam = env.target.client("lambda")
+    lam.create_function(
+        FunctionName=c.reverse_replicator_name,
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="handler.handle",
+        Code={"ZipFile": small_zip()},
+    )
+    env.target.client("s3").create_bucket(Bucket=c.reverse_failure_bucket_name)
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=target_stream,
+        FunctionName=c.reverse_replicator_name,
+        Enabled=False,
+        StartingPosition="LATEST",
+        BatchSize=100,
+    )
+    return str(mapping["UUID"])
+
+
+@pytest.fixture
+def both(tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession, unique: str) -> Both:
+    env = make_env(tmp_path, moto_endpoint, source, target, unique)
+    stream = env.source_table(items=6)
+    forward_uuid = env.replicator(stream, enabled=True)
+    env.failure_bucket()
+    reverse_uuid = _reverse_mapping(env)
+    for p in earlier(CLEANUP):
+        env.m.state.mark_phase(p.number, "done")
+    env.m.state.update("source_outputs", event_source_mapping_uuid=forward_uuid)
+    env.m.state.update("target_outputs", reverse_event_source_mapping_uuid=reverse_uuid)
+    return Both(env, forward_uuid, reverse_uuid)
+
+
+def test_cutover_drains_verifies_and_moves_replication_to_the_reverse_direction(both: Both) -> None:
+    run = both.run("cutover", "--timeout", "30", "--json")
+
+    assert run.exit_code == 0, run.output
+    assert "the application may now write to the target table" in run.stderr
+    assert both.states == ("Disabled", "Enabled")
+    recorded = both.env.m.state.section("cutover")
+    assert recorded["direction"] == "reverse"
+    assert [h["action"] for h in recorded["history"]] == ["cutover"]
+    result = json.loads(run.stdout.splitlines()[0])
+    assert (result["direction"], result["verify"]["missing"], result["verify"]["different"]) == ("reverse", 0, 0)
+    status = both.env.status_json()["direction"]
+    assert (status["current"], status["recorded"]) == ("reverse", "reverse")
+
+
+def test_rollback_moves_it_back_and_a_second_cutover_works_the_same_way(both: Both) -> None:
+    assert both.run("cutover", "--timeout", "30").exit_code == 0
+    run = both.run("rollback", "--timeout", "30")
+    assert run.exit_code == 0, run.output
+    assert "the application may now write to the source table" in run.stderr
+    assert both.states == ("Enabled", "Disabled")
+    assert both.run("cutover", "--timeout", "30").exit_code == 0
+    assert both.states == ("Disabled", "Enabled")
+    assert [h["action"] for h in both.env.m.state.section("cutover")["history"]] == ["cutover", "rollback", "cutover"]
+
+
+def test_cutover_while_the_source_is_still_written_times_out_and_changes_nothing(both: Both) -> None:
+    ddb, table = both.env.source.client("dynamodb"), both.env.table
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            ddb.put_item(TableName=table, Item=item("live", f"{n:05}", v=n))
+            n += 1
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        run = both.run("cutover", "--timeout", "3")
+    finally:
+        stop.set()
+        writer.join()
+
+    assert run.exit_code == 1
+    message = " ".join(run.stderr.split())
+    assert "did not drain in 3 s:" in message and "record(s) arrived" in message and "still being written" in message
+    assert "Traceback" not in run.output
+    assert both.states == ("Enabled", "Disabled")
+    assert both.env.m.state.section("cutover") == {}
+
+
+def test_cutover_refuses_while_the_reverse_mapping_is_enabled(both: Both) -> None:
+    both.env.target.client("lambda").update_event_source_mapping(UUID=both.reverse_uuid, Enabled=True)
+
+    run = both.run("cutover", "--timeout", "30")
+
+    assert run.exit_code == 1
+    assert "the reverse event source mapping is Enabled" in " ".join(run.stderr.split())
+    assert both.states == ("Enabled", "Enabled")
+    assert both.env.m.state.section("cutover") == {}
+
+
+def test_cutover_before_the_way_back_is_deployed_is_refused(both: Both) -> None:
+    both.env.m.state.mark_phase(FALLBACK.number, "in progress")
+
+    run = both.run("cutover")
+
+    assert run.exit_code == 1
+    assert f"run `make phase-{FALLBACK.number}`" in " ".join(run.stderr.split())
+    assert both.states == ("Enabled", "Disabled")
+
+
+def test_rollback_before_a_cutover_is_refused(both: Both) -> None:
+    run = both.run("rollback")
+
+    assert run.exit_code == 1
+    assert "there is no cutover to roll back" in " ".join(run.stderr.split())
+    assert both.states == ("Enabled", "Disabled")
+
+
+def test_the_gate_opens_on_a_quiet_table_long_after_the_last_catch_up(both: Both) -> None:
+    # Today's complaint: `lag 61.1 s is above 60 s` right after a clean catch-up on a quiet table.
+    both.env.m.state.update(
+        "replication", local_lag_s=0.1, local_caught_up=True, local_last_run=iso(now() - dt.timedelta(minutes=10))
+    )
+
+    run = both.run("cutover", "--check", "--json")
+
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.stdout.splitlines()[0])
+    assert data["backlog"]["pending"] == 0 and data["backlog"]["oldest_s"] == 0.0

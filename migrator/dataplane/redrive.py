@@ -383,9 +383,13 @@ def _redrive(ctx: MigrationContext, d: Direction, *, dry_run: bool) -> RedriveRe
         names = failure_object_keys(s3, bucket)
     except ClientError as err:
         if error_code(err) == "NoSuchBucket":
+            from ..phases import EXPORT, FALLBACK
+
+            deployed = EXPORT if d.name == "forward" else FALLBACK
             raise MigratorError(
                 f"the failure bucket {bucket} of the {d.name} replicator does not exist in the {d.reads} account "
-                f"{ctx.account_id(d.reads)}; the phase that deploys that replicator creates it, so apply it first"
+                f"{ctx.account_id(d.reads)}; it is created by phase {deployed.number}, "
+                f"so run phase {deployed.number} first"
             ) from None
         raise
     result.objects = len(names)
