@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from migrator.phases import PHASES
+
 pytestmark = pytest.mark.e2e
 
 
@@ -28,7 +30,12 @@ def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> N
     assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0)
     assert verdict["source_items"] == verdict["target_items"] > 0
     summary_line = next(line for line in proc.stderr.splitlines() if line.startswith("summary: "))
-    assert '"live_writes"' in summary_line
     summary = json.loads(summary_line.removeprefix("summary: "))
-    assert summary["phases"] == {str(n): "done" for n in (1, 2, 3, 4, 5)}  # as the migration document records them
+    assert summary["phases"] == {str(p.number): "done" for p in PHASES}  # as the migration document records them
+    assert summary["live_writes_source"] > 0 and summary["live_writes_target"] > 0
+    assert summary["target_writes_missing_from_source_after_rollback"] == 0
+    assert [s["action"] for s in summary["switches"]] == ["cutover", "rollback", "cutover"]
+    handed = list((tmp_path / "demo" / "handover").glob("*.tf"))
+    assert [p.name for p in handed] == ["Orders.tf"]
+    assert 'resource "aws_dynamodb_table" "orders"' in handed[0].read_text()
     assert "orders-demo/state.json" in proc.stderr and "orders-demo/target.tfstate" in proc.stderr
