@@ -20,7 +20,7 @@ from migrator.phases import CLEANUP, FALLBACK, PHASES, ApplyOptions, check_optio
 from migrator.phases.cleanup import cutover_problem, failures_problem
 from migrator.phases.direction import direction_of, last_action, mapping_enabled
 from migrator.phases.fallback import target_stream_problem
-from migrator.phases.runner import PhaseRunner, common_variables
+from migrator.phases.runner import PhaseRunner, common_variables, recorded_outputs
 
 from .conftest import make_table
 from .support import migration, write_config
@@ -242,3 +242,13 @@ def test_phase_5_refuses_a_target_table_without_a_stream_before_terraform(
     with pytest.raises(MigratorError, match="the target table has no stream"):
         PhaseRunner(m).apply(FALLBACK.number)
     assert m.state.phase_status(FALLBACK.number) == "not started"
+
+
+def test_an_output_that_became_null_is_recorded_as_null_not_kept() -> None:
+    previous = {"export_bucket_name": "b", "table_name": "T", "reverse_event_source_mapping_uuid": "u"}
+    assert recorded_outputs(previous, {"table_name": "T"}) == {
+        "export_bucket_name": None,
+        "table_name": "T",
+        "reverse_event_source_mapping_uuid": None,
+    }
+    assert recorded_outputs({}, {"a": 1}) == {"a": 1}

@@ -49,6 +49,12 @@ def root_variables(ctx: MigrationContext, root: Account, current: Phase) -> dict
     return variables
 
 
+def recorded_outputs(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A root's outputs as recorded after an apply: ``terraform output -json`` leaves out outputs that are
+    null, so one that became null (cleanup's) is recorded as null instead of keeping its old value."""
+    return {**dict.fromkeys(previous), **current}
+
+
 def offline_root(cache_dir: Path, root: Account) -> Path:
     """A copy of ``root`` (and the modules beside it) whose backend is local: for a plan made before the state
     bucket exists, against an empty state. The packaged roots are never written to."""
@@ -215,7 +221,8 @@ class PhaseRunner:
             p.before_terraform(ctx, options)
             for root in p.roots:
                 outputs = self._apply_root(p, root)
-                ctx.state.update(f"{root}_outputs", **outputs)
+                section = f"{root}_outputs"
+                ctx.state.replace(section, recorded_outputs(ctx.state.section(section), outputs))
             p.after_terraform(ctx)
         except BaseException:
             ctx.state.mark_phase(p.number, "failed")
