@@ -27,6 +27,7 @@ REGION = "us-east-1"
 TABLE = "Orders"
 CUSTOMERS = 97
 CATCH_UP_TIMEOUT_S = 900.0
+SOURCE_WRITE_PAUSE_S = 0.03  # between the live writer's calls on the source (a few thousand while phases 1–5 run)
 TARGET_WRITES_S = 5.0  # how long the application writes to the target between the cutover and the rollback
 HANDOVER_ADDRESS = "aws_dynamodb_table.orders"
 
@@ -216,7 +217,8 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     from ..cli.progress import RichReporter
     from ..cli.status import render_status
     from ..context import MigrationContext
-    from ..dataplane.switch import Action, switch
+    from ..dataplane.direction import reverse
+    from ..dataplane.switch import Action, drain, switch
     from ..dataplane.verify import ScanEngine
     from ..dataplane.verify.run import run_verify
     from ..phases import CLEANUP, EXPORT, PHASES, PREPARE, ApplyOptions
@@ -259,7 +261,7 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         fill(ddb, items, random.Random(1))
         console.print(f"source table {TABLE}: {items} items (composite key, GSI by-customer), no stream, no PITR")
 
-        writer = LiveWriter(ddb, items)
+        writer = LiveWriter(ddb, items, pause=SOURCE_WRITE_PAUSE_S)
         writer.start()
         console.print("live writer started: puts, updates and deletes on the source until the cutover")
         migration = MigrationContext.load(config_path, RichReporter(console))
@@ -307,7 +309,9 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
 
         switch_to("cutover")
         target_ddb = migration.target.client("dynamodb")
-        on_target = LiveWriter(target_ddb, writer.next_order, table=migration.config.target_table_name, seed=11)
+        on_target = LiveWriter(
+            target_ddb, writer.next_order, table=migration.config.target_table_name, seed=11, pause=0.02
+        )
         on_target.start()
         time.sleep(TARGET_WRITES_S)
         target_counts = on_target.stop()
@@ -326,6 +330,10 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             )
         switch_to("cutover")
 
+        # Cleanup stops the reverse replicator where it stands; let it finish replaying what the target's stream
+        # holds (its own backlog, read as the switch reads it), so the source left behind equals the target.
+        drain(migration, reverse(migration), timeout_s=CATCH_UP_TIMEOUT_S, poll_s=1.0)
+        console.print("the reverse replicator has replayed the target's stream: the source equals the target")
         t0 = time.monotonic()
         runner.apply(CLEANUP.number)
         timings[f"phase_{CLEANUP.number}_s"] = round(time.monotonic() - t0, 1)
