@@ -313,15 +313,6 @@ resource "aws_lambda_event_source_mapping" "this" {
   depends_on = [aws_iam_role_policy.this]
 }
 
-# Terraform keeps an output's planned value when it was known at plan time, and the provider plans
-# the mapping's computed `state` as its previous value when `enabled` flips, so the
-# event_source_mapping_state output would report the old state after the apply. This marker's
-# output is unknown in any plan that changes `enabled`; the output is gated on it, so it is
-# re-read after the apply (once the provider's waiter has settled on Enabled or Disabled).
-resource "terraform_data" "event_source_mapping_state" {
-  input = var.enabled
-}
-
 ################################################################################
 # Alarms
 ################################################################################

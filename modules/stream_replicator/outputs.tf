@@ -18,12 +18,6 @@ output "event_source_mapping_uuid" {
   value       = aws_lambda_event_source_mapping.this.uuid
 }
 
-output "event_source_mapping_state" {
-  description = "State of the event source mapping (Enabled, Disabled, Enabling, ...)."
-  # Gated on the marker so a flip of `enabled` re-reads the state after the apply (see main.tf).
-  value = terraform_data.event_source_mapping_state.output == var.enabled ? aws_lambda_event_source_mapping.this.state : null
-}
-
 output "failure_bucket_name" {
   description = "Name of the on-failure destination bucket."
   value       = aws_s3_bucket.failures.id

@@ -13,11 +13,6 @@ output "event_source_mapping_uuid" {
   value       = try(module.replicator[0].event_source_mapping_uuid, null)
 }
 
-output "event_source_mapping_state" {
-  description = "State of the event source mapping."
-  value       = try(module.replicator[0].event_source_mapping_state, null)
-}
-
 output "failure_bucket_name" {
   description = "Name of the on-failure destination bucket."
   value       = try(module.replicator[0].failure_bucket_name, null)
