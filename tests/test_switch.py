@@ -334,3 +334,34 @@ def test_the_gate_opens_on_a_quiet_table_long_after_the_last_catch_up(both: Both
     assert run.exit_code == 0, run.output
     data = json.loads(run.stdout.splitlines()[0])
     assert data["backlog"]["pending"] == 0 and data["backlog"]["oldest_s"] == 0.0
+
+
+def test_after_a_cutover_redrive_fixes_the_source_from_the_current_target_item(both: Both) -> None:
+    assert both.run("cutover", "--timeout", "30").exit_code == 0
+    c = both.env.m.config
+    k = {"pk": {"S": "p1"}, "sk": {"S": "s0001"}}
+    current = {**k, "n": {"N": "777"}}
+    both.env.target.client("dynamodb").put_item(TableName=c.target_table_name, Item=current)  # after the failure
+    old = {**k, "n": {"N": "1"}}
+    failed = {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-1",
+            "batchSize": 1,
+            "streamArn": stream_of(both.env.target, c.target_table_name),
+        },
+        "payload": {
+            "Records": [{"eventName": "MODIFY", "dynamodb": {"Keys": k, "NewImage": old, "SequenceNumber": "1"}}]
+        },
+    }
+    both.env.target.client("s3").put_object(
+        Bucket=c.reverse_failure_bucket_name, Key="aws/lambda/r/shardId-1/x", Body=json.dumps(failed).encode()
+    )
+
+    run = both.run("redrive", "--json")
+
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.stdout.splitlines()[0])
+    assert (result["direction"], result["bucket"], result["written"]) == ("reverse", c.reverse_failure_bucket_name, 1)
+    got = both.env.source.client("dynamodb").get_item(TableName=c.source_table_name, Key=k, ConsistentRead=True)
+    assert got["Item"] == current  # the target's current item, not the failed record's image
