@@ -13,8 +13,9 @@ source, ``rollback`` after it has stopped writing to the target. Under the migra
 5. **verify** must be clean. It runs after the mapping is off, so nothing can change the table it
    checks between the verify and the switch; a last backlog poll must read nothing new (the
    application really stopped). Either failing re-enables the running mapping and refuses;
-6. the other mapping is **enabled** (after reading, on AWS, that the first one is off: invariant 9);
-7. the switch is recorded (``cutover`` section: direction, history with time and who).
+6. the switch is recorded (``cutover`` section: direction, history with time and who) — before the next
+   step, so Terraform's variables, which follow the record, can never enable the direction just turned off;
+7. the other mapping is **enabled** (after reading, on AWS, that the first one is off: invariant 9).
 
 Why replaying the reverse stream from its start is safe although the target's stream also holds the
 forward replicator's own writes: each stream record carries the whole new image (or a deletion) of a
@@ -32,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.dynamodb import table_key_names
 from ..clock import iso, now
@@ -207,8 +210,8 @@ def _switch(ctx: MigrationContext, action: Action, *, timeout_s: float, poll_s: 
         raise
     report.done(f"verify is clean: {result.source_items} item(s) on each side")
 
-    set_enabled(ctx, following, True)
-    report.done(f"the {following.label} event source mapping is enabled")
+    # Recorded before the other mapping is enabled: Terraform's variables follow the record, so whatever
+    # happens next, no apply can enable the direction that was just turned off (invariant 9).
     at, by = iso(now()), f"{me(action).user}@{me(action).host}"
 
     def record(doc: dict[str, Any]) -> None:
@@ -217,6 +220,18 @@ def _switch(ctx: MigrationContext, action: Action, *, timeout_s: float, poll_s: 
         section.setdefault("history", []).append({"action": action, "at": at, "by": by})
 
     ctx.state.change(record)
+    try:
+        set_enabled(ctx, following, True)
+    except (MigratorError, ClientError, BotoCoreError) as err:
+        from ..phases import FALLBACK, REPLICATE
+
+        deploys = FALLBACK if following.name == "reverse" else REPLICATE
+        raise MigratorError(
+            f"the {action} is recorded and the {running.name} mapping is off, but enabling the {following.name} "
+            f"mapping failed ({err}); run `make phase-{deploys.number}`, which enables it as recorded"
+        ) from None
+    report.done(f"the {following.label} event source mapping is enabled")
+
     return SwitchResult(
         action=action,
         direction=following.name,
