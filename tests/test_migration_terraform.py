@@ -439,7 +439,7 @@ def test_plan_markdown_summarises_a_real_plan(tmp_path: Path, moto_endpoint: str
     assert report.has_changes and report.counts["add"] >= 8 and report.table_replacements == []
     text = render_plan(report, "markdown")
     assert f"| {report.counts['add']} | 0 | 0 | 0 |" in text
-    assert "module.export_bucket.aws_s3_bucket.this" in text
+    assert "module.export_bucket[0].aws_s3_bucket.this" in text
     assert m.state.phase_status(1) == "not started"  # a plan changes nothing
     names = {b["Name"] for b in m.target.client("s3").list_buckets()["Buckets"]}
     assert m.config.bucket_name not in names
