@@ -268,34 +268,43 @@ def _mappings_of(lam: Any, function: str) -> list[dict[str, Any]]:
         kwargs["Marker"] = page["NextMarker"]
 
 
-def find_mapping(m: MigrationContext, state: MigrationState) -> dict[str, Any] | None:
-    """The replicator's mapping: by the UUID of the Terraform outputs, else by the function's name."""
-    lam = client(m.source, "lambda")
-    uuid = state.section("source_outputs").get("event_source_mapping_uuid")
+def _recorded_mapping(
+    lam: Any, state: MigrationState, section: str, output: str, function: str, stream: str | None = None
+) -> dict[str, Any] | None:
+    """A mapping by the UUID the Terraform outputs recorded, else the function's (on ``stream`` first)."""
+    uuid = state.section(section).get(output)
     if uuid:
         try:
             return dict(lam.get_event_source_mapping(UUID=uuid))
         except ClientError as err:
             if not is_not_found(err):
                 raise
-    mappings = _mappings_of(lam, m.config.replicator_name)
-    stream = state.section("stream").get("arn")
+    mappings = _mappings_of(lam, function)
     mine = [x for x in mappings if x.get("EventSourceArn") == stream] or mappings
     return mine[0] if mine else None
 
 
+def find_mapping(m: MigrationContext, state: MigrationState) -> dict[str, Any] | None:
+    """The replicator's mapping: by the UUID of the Terraform outputs, else by the function's name."""
+    return _recorded_mapping(
+        client(m.source, "lambda"),
+        state,
+        "source_outputs",
+        "event_source_mapping_uuid",
+        m.config.replicator_name,
+        state.section("stream").get("arn"),
+    )
+
+
 def find_reverse_mapping(m: MigrationContext, state: MigrationState) -> dict[str, Any] | None:
     """The reverse replicator's mapping (target account): by the recorded UUID, else by the function's name."""
-    lam = client(m.target, "lambda")
-    uuid = state.section("target_outputs").get("reverse_event_source_mapping_uuid")
-    if uuid:
-        try:
-            return dict(lam.get_event_source_mapping(UUID=uuid))
-        except ClientError as err:
-            if not is_not_found(err):
-                raise
-    mappings = _mappings_of(lam, m.config.reverse_replicator_name)
-    return mappings[0] if mappings else None
+    return _recorded_mapping(
+        client(m.target, "lambda"),
+        state,
+        "target_outputs",
+        "reverse_event_source_mapping_uuid",
+        m.config.reverse_replicator_name,
+    )
 
 
 def iterator_age_ms(m: MigrationContext) -> int | None:
