@@ -15,11 +15,14 @@ from migrator.infra.package import build_zip_bytes
 from migrator.infra.plan import count_changes, destructive_table_changes
 from migrator.infra.render import render
 from migrator.infra.terraform import (
+    ResourceTime,
     apply_args,
     child_env,
     init_args,
+    parse_duration,
     parse_version,
     plan_args,
+    resource_times,
     summarise_error,
     workspace_args,
 )
@@ -142,6 +145,33 @@ def test_count_changes() -> None:
         ("e", "x", ["no-op"]),
     )
     assert count_changes(plan) == {"add": 1, "change": 1, "replace": 1, "destroy": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0s", 0.0), ("55s", 55.0), ("1m5s", 65.0), ("1h0m2s", 3602.0), ("1.5s", 1.5)]
+)
+def test_terraform_durations_are_read_as_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_an_applys_output_says_how_long_each_resource_took() -> None:
+    output = """module.b[0].aws_s3_bucket.this: Creating...
+module.b[0].aws_s3_bucket.this: Creation complete after 1s [id=bucket-1]
+module.b[0].aws_s3_bucket_lifecycle_configuration.this: Still creating... [50s elapsed]
+module.b[0].aws_s3_bucket_lifecycle_configuration.this: Creation complete after 55s [id=bucket-1]
+module.r[0].aws_lambda_event_source_mapping.this: Modifications complete after 2m3s [id=abc]
+module.r[0].aws_iam_role.this["x: y"]: Destruction complete after 0s
+data.aws_caller_identity.this: Read complete after 0s [id=111111111111]
+
+Apply complete! Resources: 2 added, 1 changed, 1 destroyed.
+"""
+    assert resource_times(output) == [
+        ResourceTime("module.b[0].aws_s3_bucket.this", "created", 1.0),
+        ResourceTime("module.b[0].aws_s3_bucket_lifecycle_configuration.this", "created", 55.0),
+        ResourceTime("module.r[0].aws_lambda_event_source_mapping.this", "modified", 123.0),
+        ResourceTime('module.r[0].aws_iam_role.this["x: y"]', "destroyed", 0.0),
+        ResourceTime("data.aws_caller_identity.this", "read", 0.0),
+    ]
 
 
 def test_summarise_error_keeps_the_error_line() -> None:

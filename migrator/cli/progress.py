@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -67,7 +68,12 @@ class RichReporter:
 
     @contextmanager
     def step(self, text: str) -> Iterator[None]:
+        """A spinner while ``text`` runs, then ``✓ text (12.3 s)``; off a terminal (a log, CI), where no
+        spinner shows, a start line ``… text`` first, so a long step is never silent."""
+        if not self.console.is_terminal:
+            self.console.print(Text.assemble(("… ", "dim"), text), highlight=False)
+        started = time.monotonic()
         with self._progress() as progress:
             progress.add_task(text, total=None, count="")
             yield
-        self.done(text)
+        self.done(f"{text} ({time.monotonic() - started:.1f} s)")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -17,8 +18,11 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from ..aws.session import AccountSession
+from ..infra.terraform import CallTime
 from .emulator import start_emulator
 
 SOURCE_ACCOUNT = "222222222222"
@@ -207,7 +211,110 @@ def read_orders(ddb: Any, table: str, orders: set[int]) -> dict[int, dict[str, A
     return {n: ddb.get_item(TableName=table, Key=order_key(n), ConsistentRead=True).get("Item") for n in sorted(orders)}
 
 
-def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | None = None) -> bool:
+@dataclass(frozen=True)
+class StepTime:
+    """One step of the demo: its wall time and the Terraform commands it ran."""
+
+    name: str
+    seconds: float
+    terraform: tuple[CallTime, ...] = ()
+
+    @property
+    def terraform_s(self) -> float:
+        return sum(c.seconds for c in self.terraform)
+
+    def to_json(self) -> dict[str, Any]:
+        applies = [c for c in self.terraform if c.command == "apply"]
+        return {
+            "step": self.name,
+            "seconds": round(self.seconds, 1),
+            "terraform_runs": len(self.terraform),
+            "terraform_s": round(self.terraform_s, 1),
+            "applies": [
+                {
+                    "root": c.root,
+                    "seconds": round(c.seconds, 1),
+                    "slowest": [
+                        {"address": r.address, "action": r.action, "seconds": r.seconds}
+                        for r in sorted(c.resources, key=lambda r: -r.seconds)[:3]
+                    ],
+                }
+                for c in applies
+            ],
+        }
+
+
+@dataclass
+class Stopwatch:
+    """Times the demo's steps: a line when each starts, its time when it ends, a table at the end."""
+
+    console: Console
+    calls: list[CallTime] = field(default_factory=list)  # the phase runner's Terraform commands, once it exists
+    steps: list[StepTime] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.console.print(Text.assemble(("▶ ", "bold cyan"), name), highlight=False)
+        started, first = time.monotonic(), len(self.calls)
+        try:
+            yield
+        finally:
+            took = StepTime(name, time.monotonic() - started, tuple(self.calls[first:]))
+            self.steps.append(took)
+            runs = f" (Terraform: {len(took.terraform)} runs, {took.terraform_s:.1f} s)" if took.terraform else ""
+            self.console.print(
+                Text.assemble(("■ ", "bold cyan"), f"{name}: {took.seconds:.1f} s{runs}"), highlight=False
+            )
+
+    def slowest_resources(self, count: int = 8) -> list[dict[str, Any]]:
+        found = sorted(
+            ((s.name, c.root, r) for s in self.steps for c in s.terraform for r in c.resources),
+            key=lambda found: -found[2].seconds,
+        )
+        return [
+            {"step": step, "root": root, "address": r.address, "action": r.action, "seconds": r.seconds}
+            for step, root, r in found[:count]
+        ]
+
+    def terraform_by_command(self) -> dict[str, dict[str, float]]:
+        by: dict[str, dict[str, float]] = {}
+        for s in self.steps:
+            for c in s.terraform:
+                entry = by.setdefault(c.command, {"runs": 0, "seconds": 0.0})
+                entry["runs"] += 1
+                entry["seconds"] = round(entry["seconds"] + c.seconds, 1)
+        return by
+
+    def table(self, total_s: float) -> Table:
+        table = Table(title=f"where the demo's {total_s:.0f} s went")
+        for name, justify in (("step", "left"), ("seconds", "right"), ("share", "right"), ("Terraform", "right")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column("slowest resource")
+        for s in self.steps:
+            slowest = max((r for c in s.terraform for r in c.resources), key=lambda r: r.seconds, default=None)
+            table.add_row(
+                s.name,
+                f"{s.seconds:.1f}",
+                f"{100 * s.seconds / total_s:.0f} %" if total_s else "",
+                f"{len(s.terraform)} runs, {s.terraform_s:.1f} s" if s.terraform else "",
+                f"{slowest.address} ({slowest.action}, {slowest.seconds:.0f} s)" if slowest and slowest.seconds else "",
+            )
+        return table
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    ok: bool
+    verify: dict[str, Any]
+    summary: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "verify": self.verify, **self.summary}
+
+
+def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | None = None) -> DemoResult:
+    """The whole life of a migration on the embedded emulator; each step says when it starts and how long it
+    took, and the summary ends with a table of the steps (``DemoResult.summary`` holds the same numbers)."""
     from ..cli.progress import RichReporter
     from ..cli.status import render_status
     from ..context import MigrationContext
@@ -237,10 +344,12 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="migrator-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    emulator = start_emulator()
+    clock = Stopwatch(console)
+    console.rule("migrator demo")
+    with clock.step("start the emulator"):
+        emulator = start_emulator()
     os.environ.update(emulator.client_environment())  # AWS_CA_BUNDLE: every client trusts the emulator's CA
     try:
-        console.rule("migrator demo")
         console.print(
             f"emulator (moto server) at {emulator.endpoint}; source account {SOURCE_ACCOUNT}, "
             f"target account {TARGET_ACCOUNT}; work dir {workdir}"
@@ -251,8 +360,9 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=emulator.endpoint
         )
         ddb = source.client("dynamodb")
-        create_source_table(ddb)
-        fill(ddb, items, random.Random(1))
+        with clock.step(f"source table: create and fill {items} items"):
+            create_source_table(ddb)
+            fill(ddb, items, random.Random(1))
         console.print(f"source table {TABLE}: {items} items (composite key, GSI by-customer), no stream, no PITR")
 
         writer = LiveWriter(ddb, items, pause=SOURCE_WRITE_PAUSE_S)
@@ -261,28 +371,26 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         migration = MigrationContext.load(config_path, RichReporter(console))
         migration.waits.export_poll_s = 0.5
         runner = PhaseRunner(migration)
-        timings: dict[str, float] = {}
+        clock.calls = runner.calls
         # The source starts without stream and PITR: the first phase enables them, as an operator would ask.
         options = ApplyOptions(enable_stream=True, enable_pitr=True)
         for p in PHASES:
             if p.after_cutover:  # cleanup follows the cutover, below
                 continue
-            t0 = time.monotonic()
-            runner.apply(p.number, options if p == PREPARE else ApplyOptions())
-            timings[f"phase_{p.number}_s"] = round(time.monotonic() - t0, 1)
+            with clock.step(f"phase {p.number} ({p.name})"):
+                runner.apply(p.number, options if p == PREPARE else ApplyOptions())
             if p == EXPORT:
                 console.rule("migrator status (mid-migration)")
                 console.print(render_status(collect_status(migration)))
 
         uuid = str(migration.state.section("source_outputs")["event_source_mapping_uuid"])
         console.rule("replication (the deployed Lambda, run by the emulator from its zip)")
-        time.sleep(3.0)  # the function replicates while the application still writes
-        counts = writer.stop()
-        console.print("live writer stopped (the application stops writing to the source before the cutover)")
-        t0 = time.monotonic()
-        if not emulator.wait_for_lambda(CATCH_UP_TIMEOUT_S, [uuid]):
-            console.print(f"[bold red]the function did not catch up within {CATCH_UP_TIMEOUT_S:.0f} s[/]")
-        timings["catch_up_s"] = round(time.monotonic() - t0, 1)
+        with clock.step("catch-up (the deployed function, the writer still writing for 3 s)"):
+            time.sleep(3.0)  # the function replicates while the application still writes
+            counts = writer.stop()
+            console.print("live writer stopped (the application stops writing to the source before the cutover)")
+            if not emulator.wait_for_lambda(CATCH_UP_TIMEOUT_S, [uuid]):
+                console.print(f"[bold red]the function did not catch up within {CATCH_UP_TIMEOUT_S:.0f} s[/]")
         stats = emulator.lambda_stats().get(uuid)
         if stats is not None:
             rate = f", {stats.records_per_s:,.0f} records/s" if stats.records_per_s else ""
@@ -296,7 +404,8 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
 
         def switch_to(action: Action) -> None:
             console.rule(f"migrator {action}")
-            result = switch(migration, action, poll_s=1.0)
+            with clock.step(f"{action} (drain, redrive, verify, switch)"):
+                result = switch(migration, action, poll_s=1.0)
             switches.append({"action": action, "at": result.at, "seconds": round(result.seconds, 1)})
             side = "target" if result.direction == "reverse" else "source"
             console.print(f"{action} done in {result.seconds:.1f} s: the application may now write to the {side}")
@@ -306,10 +415,11 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
         on_target = LiveWriter(
             target_ddb, writer.next_order, table=migration.config.target_table_name, seed=11, pause=0.02
         )
-        on_target.start()
-        time.sleep(TARGET_WRITES_S)
-        target_counts = on_target.stop()
-        written = read_orders(target_ddb, migration.config.target_table_name, on_target.touched)
+        with clock.step(f"the application writes to the target for {TARGET_WRITES_S:.0f} s"):
+            on_target.start()
+            time.sleep(TARGET_WRITES_S)
+            target_counts = on_target.stop()
+            written = read_orders(target_ddb, migration.config.target_table_name, on_target.touched)
         console.print(
             f"the application wrote to the target for {TARGET_WRITES_S:.0f} s: "
             + ", ".join(f"{v} {k}" for k, v in sorted(target_counts.items())),
@@ -329,25 +439,26 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
 
         # Cleanup stops the reverse replicator where it stands; let it finish replaying what the target's stream
         # holds (its own backlog, read as the switch reads it), so the source left behind equals the target.
-        drain(migration, reverse(migration), timeout_s=CATCH_UP_TIMEOUT_S, poll_s=1.0)
+        with clock.step("the reverse replicator replays the target's stream to its end"):
+            drain(migration, reverse(migration), timeout_s=CATCH_UP_TIMEOUT_S, poll_s=1.0)
         console.print("the reverse replicator has replayed the target's stream: the source equals the target")
-        t0 = time.monotonic()
-        runner.apply(CLEANUP.number)
-        timings[f"phase_{CLEANUP.number}_s"] = round(time.monotonic() - t0, 1)
+        with clock.step(f"phase {CLEANUP.number} ({CLEANUP.name})"):
+            runner.apply(CLEANUP.number)
         console.rule("migrator handover")
-        handed = hand_over(migration, HANDOVER_ADDRESS, workdir / "handover", runner)
+        with clock.step("handover"):
+            handed = hand_over(migration, HANDOVER_ADDRESS, workdir / "handover", runner)
         console.print(f"handed over: {handed.path}", highlight=False)
 
         console.rule("verify")
-        result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
-        sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
-        sys.stdout.flush()
+        with clock.step("verify"):
+            result = run_verify(migration, engine=ScanEngine(segments=4, workers=4, retry=migration.retry)).result
         c = migration.config
         listing = migration.state_s3().list_objects_v2(Bucket=c.state_bucket, Prefix=c.state.prefix + "/")
         console.print(f"state bucket s3://{c.state_bucket}/ (shared by the team; .migrator/ holds only caches):")
         for obj in listing.get("Contents", []):
             console.print(f"  {obj['Key']}  ({obj['Size']:,} bytes)", highlight=False, markup=False)
         recorded = migration.state.data.get("phases", {})
+        total_s = time.monotonic() - started
         summary = {
             "phases": {number: record.get("status") for number, record in sorted(recorded.items())},
             "items_filled": items,
@@ -360,15 +471,22 @@ def run_demo(items: int = 2500, workdir: Path | None = None, console: Console | 
             "lambda_batches": stats.batches if stats else 0,
             "lambda_records": stats.records if stats else 0,
             "lambda_records_per_s": round(stats.records_per_s or 0.0, 1) if stats else 0.0,
-            **timings,
-            "total_s": round(time.monotonic() - started, 1),
+            "steps": [s.to_json() for s in clock.steps],
+            "terraform": clock.terraform_by_command(),
+            "slowest_resources": clock.slowest_resources(),
+            "total_s": round(total_s, 1),
         }
         console.print("summary: " + json.dumps(summary), soft_wrap=True, highlight=False)
+        console.print(clock.table(total_s))
+        terraform = ", ".join(
+            f"{cmd} {v['runs']:.0f} × = {v['seconds']:.0f} s" for cmd, v in clock.terraform_by_command().items()
+        )
+        console.print(f"Terraform, all steps: {terraform}", highlight=False)
         if result.clean:
             console.print("[bold green]the target table equals the source: zero missing, different, extraneous[/]")
         else:
             console.print("[bold red]the tables differ[/]")
-        return bool(result.clean) and not missing
+        return DemoResult(ok=bool(result.clean) and not missing, verify=result.to_json(), summary=summary)
     finally:
         emulator.stop()
         os.environ.pop("AWS_CA_BUNDLE", None)  # the CA went with the emulator

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,55 @@ class PlanResult:
     text: str
 
 
+@dataclass(frozen=True)
+class ResourceTime:
+    """How long Terraform took for one resource in an apply, as its output says."""
+
+    address: str
+    action: str  # created | modified | destroyed | read
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CallTime:
+    """One Terraform command this runner ran and its wall time (``apply`` also with its resources)."""
+
+    root: str
+    command: str
+    seconds: float
+    resources: tuple[ResourceTime, ...] = ()
+
+
+_COMPLETE = re.compile(
+    r"^(?P<address>\S.*?): (?P<what>Creation|Modifications|Destruction|Read) complete after "
+    r"(?P<duration>(?:\d+h)?(?:\d+m)?(?:\d+(?:\.\d+)?s)?)(?:\s|$)"
+)
+_ACTIONS = {
+    "Creation": "created",
+    "Modifications": "modified",
+    "Destruction": "destroyed",
+    "Read": "read",
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a Go duration as Terraform prints it (``55s``, ``1m5s``, ``1h0m2s``). Pure."""
+    seconds = 0.0
+    for value, unit in re.findall(r"(\d+(?:\.\d+)?)([hms])", text):
+        seconds += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return seconds
+
+
+def resource_times(apply_output: str) -> list[ResourceTime]:
+    """Each resource an apply finished, with the time Terraform reports for it (``… complete after 55s``). Pure."""
+    found = []
+    for line in apply_output.splitlines():
+        m = _COMPLETE.match(line.strip())
+        if m:
+            found.append(ResourceTime(m["address"], _ACTIONS[m["what"]], parse_duration(m["duration"])))
+    return found
+
+
 @dataclass
 class TerraformRunner:
     """Terraform in one root, with its own data dir and environment (credentials of one account only)."""
@@ -191,10 +241,15 @@ class TerraformRunner:
     env: dict[str, str] = field(repr=False)
     backend_config: Sequence[str] = ()
     command: Sequence[str] = field(default_factory=terraform_command)
+    #: Every command run, with its wall time: where a phase's time went (the demo's table reads it).
+    calls: list[CallTime] = field(default_factory=list, init=False, repr=False)
 
     def _run(self, args: list[str], *, ok: Sequence[int] = (0,)) -> subprocess.CompletedProcess[str]:
         argv = [*self.command, f"-chdir={self.root}", *args]
+        started = time.monotonic()
         proc = run_in_own_group(argv, self.env)
+        resources = tuple(resource_times(proc.stdout)) if args[0] == "apply" else ()
+        self.calls.append(CallTime(self.root.name, args[0], time.monotonic() - started, resources))
         if proc.returncode not in ok:
             raise MigratorError(
                 f"terraform {args[0]} failed in {self.root.name}: {summarise_error(proc.stderr or proc.stdout)}"

@@ -17,13 +17,14 @@ from ..errors import MigratorError
 from ..infra.plan import PlanReport, report
 from ..infra.render import render, write_tfvars
 from ..infra.state_bucket import ensure_state_bucket
-from ..infra.terraform import PlanResult, TerraformRunner, child_env
+from ..infra.terraform import CallTime, PlanResult, TerraformRunner, child_env
 from ..resources import bundle_root, terraform_root
 from . import IMPORT, PHASES, check_options, phase
 from .base import Account, ApplyOptions, Phase
 from .guards import check_deadline, check_identity, check_order, check_same_migration
 
 MAX_CONVERGE_APPLIES = 4
+SLOW_RESOURCE_S = 10.0  # an apply names its slowest resource when it took at least this long
 
 
 def common_variables(ctx: MigrationContext) -> dict[str, Any]:
@@ -73,6 +74,8 @@ class PhaseRunner:
     """Runs the phases of one migration; keeps each root's initialised Terraform for the process."""
 
     ctx: MigrationContext
+    #: Every Terraform command run for this migration by this runner, in order, with its wall time.
+    calls: list[CallTime] = field(default_factory=list, init=False, repr=False)
     _terraform: dict[Account, TerraformRunner] = field(default_factory=dict, init=False, repr=False)
     _offline: bool | None = field(default=None, init=False, repr=False)
 
@@ -101,6 +104,7 @@ class PhaseRunner:
                 env=child_env(ctx.session(root).credentials().as_env(), data_dir),
                 backend_config=backend.init_config(root),
             )
+            runner.calls = self.calls
             with ctx.report.step(f"terraform init ({root}, {backend.name} backend)"):
                 runner.check_version()
                 runner.init()
@@ -165,8 +169,11 @@ class PhaseRunner:
                     f"inspect `migrator plan --phase {p.number}`"
                 )
             counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items() if v)
-            with self.ctx.report.step(f"terraform apply ({counts})"):
+            with self.ctx.report.step(f"terraform apply ({root}: {counts})"):
                 runner.apply(result.plan_file)
+            slowest = max(self.calls[-1].resources, key=lambda r: r.seconds, default=None)
+            if slowest is not None and slowest.seconds >= SLOW_RESOURCE_S:
+                self.ctx.report.info(f"  slowest: {slowest.address} {slowest.action} in {slowest.seconds:.0f} s")
             applied += summary.changes
             if not p.converge:
                 break
