@@ -123,7 +123,9 @@ class PhaseRunner:
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         with ctx.report.step(f"terraform plan ({root}, workspace {ctx.config.migration})"):
             result = runner.plan(var_file, plan_file)
-            plan_json = runner.show(plan_file)
+            # `plan -detailed-exitcode` exits 0 only for an empty diff: nothing to read then (`show -json` loads
+            # the provider again, a few seconds each time), and nothing to guard.
+            plan_json = runner.show(plan_file) if result.has_changes else {}
         summary = report(
             plan_json,
             phase=p.number,
