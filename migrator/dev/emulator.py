@@ -85,6 +85,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import enum
 import json
 import logging
 import re
@@ -441,6 +442,173 @@ def _conditional_writes_are_atomic() -> None:
     S3Response.delete_object = atomic(S3Response.delete_object)  # type: ignore[method-assign]
 
 
+#: moto's own functions that :func:`_responses_at_service_speed` replaces, kept for the test that compares the
+#: responses of both (``tests/test_emulator_speed.py``).
+MOTO_ORIGINALS: dict[str, Any] = {}
+
+
+class _NotLean(Exception):
+    """A value the lean path does not serialize; moto's serializer does it instead."""
+
+
+def _responses_at_service_speed() -> None:
+    """DynamoDB and DynamoDB Streams answer at a service's speed: items are serialized without moto's per-value
+    key search.
+
+    moto 5.2 serializes a response by walking its botocore shape and, for every value of every member, asks
+    six alias providers which keys of the Python object might hold it (``AttributePicker.get_possible_keys``),
+    then reads each candidate with a lookup that raises and catches ``KeyError`` when it is missing. An
+    ``AttributeValue`` has ten members and holds one, so every attribute of every item costs dozens of
+    exceptions: a DynamoDB Streams ``GetRecords`` page of 1,000 records (two images each) took about 1.7 s,
+    reading a 10,000-record stream 17 s, where DynamoDB Streams answers a page in milliseconds; Scan, Query,
+    GetItem and BatchGetItem paid the same per item. The drain of a cutover, the cutover gate and the
+    emulated Lambda, which read whole streams, were bound by it.
+
+    Here, for a plain ``dict``, the candidate keys of a member are worked out by moto's own providers once per
+    member (they depend on the member and its shapes, never on the values) and read with ``dict.get``; and an
+    ``AttributeValue`` held in a ``dict`` is serialized by a lean walk of its shape that applies moto's rules
+    (member order, strings, base64 blobs, sets, lists, maps, missing and ``None`` members, response
+    transformers) without the bookkeeping. Anything else goes through moto's serializer as before. The
+    response is moto's, byte for byte: ``tests/test_emulator_speed.py`` compares the bodies of both ways."""
+    from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, BaseJSONSerializer, XFormedAttributePicker
+    from moto.core.utils import MISSING, get_value
+
+    original_keys = XFormedAttributePicker.get_possible_keys
+    original_call = XFormedAttributePicker.__call__
+    original_structure = BaseJSONSerializer._serialize_type_structure
+    MOTO_ORIGINALS.update(
+        get_possible_keys=original_keys, pick=original_call, serialize_type_structure=original_structure
+    )
+    remembered: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def possible_keys(picker: Any, context: Any) -> Any:
+        """moto's candidate keys; for a ``dict`` and moto's default providers, computed once per member."""
+        if type(context.obj) is not dict or picker.alias_providers is not DEFAULT_ALIAS_PROVIDERS:
+            return original_keys(picker, context)
+        shape = context.shape
+        parent = getattr(shape, "parent", None)
+        memo = (
+            getattr(context.service_model, "service_name", None),
+            context.key,
+            None if shape is None else (shape.name, shape.type_name, shape.serialization.get("name")),
+            None if parent is None else (getattr(parent, "name", None), getattr(parent, "type_name", None)),
+        )
+        keys = remembered.get(memo)
+        if keys is None:
+            keys = remembered[memo] = tuple(original_keys(picker, context))
+        return keys
+
+    def first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+        for key in keys:
+            found = get_value(obj, key, MISSING) if "." in key else obj.get(key, MISSING)
+            if found is not MISSING:
+                return found
+        return None
+
+    def pick(picker: Any, context: Any) -> Any:
+        """``AttributePicker.__call__``: for a ``dict``, ``dict.get`` over the remembered candidates (moto raised
+        and caught a ``KeyError`` for each missing one), then moto's response transformers."""
+        obj = context.obj
+        if type(obj) is not dict:
+            return original_call(picker, context)
+        value = first(obj, possible_keys(picker, context))
+        key_path = f"{context.key_path}.{context.key}"
+        for transform_path, transform in picker.response_transformers.items():
+            if key_path.endswith(transform_path):
+                return transform(value)
+        return value
+
+    class _Context:
+        """The fields of moto's ``AttributePickerContext`` that the picker reads."""
+
+        __slots__ = ("key", "key_path", "obj", "operation_model", "service_model", "shape")
+
+        def __init__(self, serializer: Any, obj: Any, key: str, shape: Any) -> None:
+            self.obj, self.key, self.shape, self.key_path = obj, key, shape, ""
+            self.operation_model = serializer.operation_model
+            self.service_model = serializer.operation_model.service_model
+
+    #: Per service and structure shape: (member key, member shape, candidate keys, serialized name), in order.
+    members: dict[tuple[str, str], list[tuple[str, Any, tuple[str, ...], str]]] = {}
+
+    def members_of(serializer: Any, shape: Any, value: dict[str, Any]) -> list[tuple[str, Any, tuple[str, ...], str]]:
+        memo = (serializer.operation_model.service_model.service_name, shape.name)
+        found = members.get(memo)
+        if found is None:
+            found = []
+            for member_key, member_shape in shape.members.items():
+                member_shape.parent = shape  # as moto's walk sets it, before its providers read it
+                keys = tuple(possible_keys(serializer._value_picker, _Context(serializer, value, member_key, member_shape)))
+                found.append((member_key, member_shape, keys, serializer.get_serialized_name(member_shape, member_key)))
+            members[memo] = found
+        return found
+
+    def lean(serializer: Any, value: Any, shape: Any) -> Any:
+        """What moto's JSON serializer writes for ``value`` of ``shape`` (MISSING where it writes nothing)."""
+        kind = shape.type_name
+        if kind == "structure":
+            if value is None:
+                return MISSING
+            if type(value) is not dict or shape.is_document_type:
+                raise _NotLean
+            out: dict[str, Any] = {}
+            for _key, member_shape, keys, name in members_of(serializer, shape, value):
+                member = first(value, keys)
+                if member is None:
+                    continue
+                done = lean(serializer, member, member_shape)
+                if done is not MISSING:
+                    out[name] = done
+            return out
+        if kind == "string":
+            if isinstance(value, enum.Enum):
+                value = value.value
+            return str(value) if value not in [None, {}, []] else value
+        if kind == "blob":
+            return serializer._base64(value)
+        if kind == "boolean":
+            return value
+        if kind == "list":
+            # moto serializes each item under the member's name and takes the raw item when nothing landed there
+            named = serializer.get_serialized_name(shape.member, shape.member.name) == shape.member.name
+            items = []
+            for item in value:
+                done = lean(serializer, item, shape.member)
+                items.append(item if done is MISSING or not named else done)
+            return items
+        if kind == "map":
+            mapped: dict[str, Any] = {}
+            for sub_key, sub_value in value.items():
+                done = lean(serializer, sub_value, shape.value)
+                if done is not MISSING:
+                    mapped[serializer.get_serialized_name(shape.value, sub_key)] = done
+            return mapped
+        raise _NotLean
+
+    def serialize_type_structure(serializer: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        picker = serializer._value_picker
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and type(value) is dict
+            and type(picker) is XFormedAttributePicker
+            and picker.alias_providers is DEFAULT_ALIAS_PROVIDERS
+            and not picker.response_transformers
+        ):
+            try:
+                done = lean(serializer, value, shape)
+            except _NotLean:
+                pass
+            else:
+                serializer._default_serialize(serialized, done, shape, key)
+                return
+        original_structure(serializer, serialized, value, shape, key)
+
+    XFormedAttributePicker.get_possible_keys = possible_keys  # type: ignore[method-assign]
+    XFormedAttributePicker.__call__ = pick  # type: ignore[method-assign]
+    BaseJSONSerializer._serialize_type_structure = serialize_type_structure  # type: ignore[method-assign]
+
+
 def adjust_moto() -> None:
     """Apply every adjustment above to moto's classes (once per process)."""
     global _patched
@@ -454,6 +622,7 @@ def adjust_moto() -> None:
         _list_imports()
         _bucket_policies_as_aws()
         _conditional_writes_are_atomic()
+        _responses_at_service_speed()
         _patched = True
 
 
