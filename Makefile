@@ -36,15 +36,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,engine]'
 	touch $(STAMP)
 
+# pytest-xdist workers for `make test` and `make test-terraform`. Most of a Terraform test's time is waiting
+# (on the provider's own waits, the emulator, the deployed function), so more workers than cores pay off; each
+# worker has its own emulator, and takes whole modules (--dist loadfile), so a module's shared migration is
+# built once.
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
+.PHONY: test-terraform
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
+
+# The other half of `make test`: real Terraform against the emulator, the end-to-end runs, the long property
+# and chaos runs.
+test-terraform: install
+	$(BIN)/pytest $(XDIST) -m "terraform or e2e or slow"
 
 # No Terraform, no bundled engine, no end-to-end or long property/chaos run. Terraform and the engine are
 # replaced by stand-ins that record and refuse every call; tests/conftest.py fails the run on any call.
 test-fast: install
 	@rm -f .pytest-terraform-calls
 	MIGRATOR_TERRAFORM=$(CURDIR)/tests/forbidden/terraform PYTHONPATH=$(CURDIR)/tests/forbidden \
-	  $(BIN)/pytest -m "not terraform and not e2e and not slow"
+	  $(BIN)/pytest -n 2 --dist loadfile -m "not terraform and not e2e and not slow"
 
 demo: install
 	$(MIGRATOR) demo $(ARGS)

@@ -45,6 +45,28 @@ def pytest_configure(config: pytest.Config) -> None:
     if (Path("/opt/tf-plugins") / "registry.terraform.io").is_dir():
         os.environ["TF_CLI_CONFIG_FILE"] = str(ROOT / "tf.rc")
     os.environ["TF_IN_AUTOMATION"] = "1"
+    # pytest-xdist's workers start with COLUMNS=80 and LINES=24; a rich console built at import would keep that
+    # size for good and ignore the width a test gives its command. As in a serial run, no size is set.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
+
+def _weight(item: pytest.Item) -> int:
+    """0 for an end-to-end test, 1 for one that runs Terraform, 2 for the rest."""
+    if item.get_closest_marker("e2e"):
+        return 0
+    return 1 if item.get_closest_marker("terraform") else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with an end-to-end test first, then those that run Terraform, then the rest; within a module
+    the order is kept. `make test` hands whole modules to its workers (pytest-xdist, ``--dist loadfile``) in
+    this order, so the long modules start at once and the short ones fill the gaps beside them."""
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        rank[module] = min(rank.get(module, 2), _weight(item))
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
 
 
 FORBIDDEN_TERRAFORM = ROOT / "tests" / "forbidden" / "terraform"
