@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,11 @@ class RichReporter:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+        # Steps may run at once (a phase's independent roots, each in its own thread); rich allows one live
+        # display at a time, so concurrent steps share one, each a line of it.
+        self._lock = threading.Lock()
+        self._steps: Progress | None = None
+        self._running_steps = 0
 
     def heading(self, text: str) -> None:
         self.console.rule(Text(text))
@@ -73,7 +79,20 @@ class RichReporter:
         if not self.console.is_terminal:
             self.console.print(Text.assemble(("… ", "dim"), text), highlight=False)
         started = time.monotonic()
-        with self._progress() as progress:
-            progress.add_task(text, total=None, count="")
+        with self._lock:
+            if self._steps is None:
+                self._steps = self._progress()
+                self._steps.start()
+            self._running_steps += 1
+            progress = self._steps
+            task = progress.add_task(text, total=None, count="")
+        try:
             yield
+        finally:
+            with self._lock:
+                progress.remove_task(task)
+                self._running_steps -= 1
+                if self._running_steps == 0:
+                    progress.stop()
+                    self._steps = None
         self.done(f"{text} ({time.monotonic() - started:.1f} s)")

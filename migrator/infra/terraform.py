@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,11 +243,22 @@ class TerraformRunner:
     command: Sequence[str] = field(default_factory=terraform_command)
     #: Every command run, with its wall time: where a phase's time went (the demo's table reads it).
     calls: list[CallTime] = field(default_factory=list, init=False, repr=False)
+    _running: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
+
+    def _started(self, proc: subprocess.Popen[str]) -> None:
+        self._running = proc
+
+    def interrupt(self) -> None:
+        """Stop the command this runner is running in another thread, as an interrupted run stops its own:
+        SIGINT to its process group, then, after :data:`STOP_GRACE_S`, SIGKILL to what is left."""
+        proc = self._running
+        if proc is not None and proc.poll() is None:
+            _stop_group(proc, collect=False)
 
     def _run(self, args: list[str], *, ok: Sequence[int] = (0,)) -> subprocess.CompletedProcess[str]:
         argv = [*self.command, f"-chdir={self.root}", *args]
         started = time.monotonic()
-        proc = run_in_own_group(argv, self.env)
+        proc = run_in_own_group(argv, self.env, started=self._started)
         resources = tuple(resource_times(proc.stdout)) if args[0] == "apply" else ()
         self.calls.append(CallTime(self.root.name, args[0], time.monotonic() - started, resources))
         if proc.returncode not in ok:
@@ -339,7 +350,9 @@ def state_resources(state_json: Mapping[str, Any]) -> list[StateResource]:
 STOP_GRACE_S = 30.0
 
 
-def run_in_own_group(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+def run_in_own_group(
+    argv: Sequence[str], env: Mapping[str, str], started: Callable[[subprocess.Popen[str]], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in a process group of its own and wait for it.
 
     Terraform and its provider plugins form that group; the operator's Ctrl-C reaches only migrator (the
@@ -351,6 +364,8 @@ def run_in_own_group(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.
     proc = subprocess.Popen(
         list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+    if started is not None:
+        started(proc)
     try:
         out, err = proc.communicate()
     except BaseException:
@@ -364,14 +379,17 @@ def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _stop_group(proc: subprocess.Popen[str]) -> None:
+def _stop_group(proc: subprocess.Popen[str], *, collect: bool = True) -> None:
+    """SIGINT to ``proc``'s group, a wait of :data:`STOP_GRACE_S`, SIGKILL to what is left; ``collect``: read its
+    pipes to the end (not when another thread is reading them)."""
     _signal_group(proc, signal.SIGINT)
     try:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=STOP_GRACE_S)  # Terraform itself; a plugin may hold the pipes open longer
     finally:  # also on a second interruption: no more waiting
         _signal_group(proc, signal.SIGKILL)  # the plugins too, should any outlive Terraform
-        proc.communicate()
+        if collect:
+            proc.communicate()
 
 
 def summarise_error(text: str) -> str:

@@ -62,6 +62,9 @@ class Phase:
     roots: tuple[Account, ...]
     #: Apply again until the plan is empty (an imported table gets its stream, TTL … on the next apply).
     converge: bool = False
+    #: Its roots take nothing from each other (their variables come from the configuration and earlier phases),
+    #: so they are applied at the same time, each by its own Terraform; otherwise one after the other.
+    roots_together: bool = False
     #: Refused once the stream-retention deadline has passed (its work needs records still in the stream).
     within_retention: bool = False
     #: Runs after the cutover (cleanup), so the cutover gate does not wait for it.

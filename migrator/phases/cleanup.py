@@ -249,5 +249,6 @@ CLEANUP = Cleanup(
     summary="after a final cutover: replicators, writer roles and buckets removed; both tables kept",
     accounts=("source", "target"),
     roots=("source", "target"),
+    roots_together=True,
     after_cutover=True,
 )

@@ -123,4 +123,5 @@ FALLBACK = Fallback(
     summary="the way back, disabled: a replicator on the target table's stream, a writer role in the source account",
     accounts=("target", "source"),
     roots=("source", "target"),
+    roots_together=True,
 )

@@ -8,6 +8,7 @@ phase. ``plan`` runs the same steps up to the plan and changes nothing.
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,11 @@ class PhaseRunner:
         )
         return result, summary
 
-    def _apply_root(self, p: Phase, root: Account) -> dict[str, Any]:
+    def _apply_root(self, p: Phase, root: Account, var_file: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Plan, refuse any DynamoDB table destroy or replace (invariant 6 of docs/architecture.md), apply the
-        saved plan; again until the plan is empty when the phase converges."""
+        saved plan; again until the plan is empty when the phase converges. Returns the root's outputs and the
+        ``(kind, address)`` changes applied. Only Terraform runs here (no AWS client), so two roots can run at once."""
         runner = self.terraform(root)
-        var_file = self.tfvars(p, root)
         p.reconcile(self.ctx, root, runner, var_file)
         applied: list[tuple[str, str]] = []
         for attempt in range(MAX_CONVERGE_APPLIES + 1):
@@ -179,8 +180,48 @@ class PhaseRunner:
             applied += summary.changes
             if not p.converge:
                 break
+        return runner.output(), applied
+
+    def _record(self, p: Phase, root: Account, outputs: dict[str, Any], applied: list[tuple[str, str]]) -> None:
         p.applied(self.ctx, root, applied)
-        return runner.output()
+        section = f"{root}_outputs"
+        self.ctx.state.replace(section, recorded_outputs(self.ctx.state.section(section), outputs))
+
+    def _apply_roots(self, p: Phase) -> None:
+        """Each root of ``p``: one after the other, or all at once when the phase says they are independent.
+        Their variables are rendered first, here; each root's result is recorded as soon as it is known (at
+        once: when every root has ended, the first failure then raised)."""
+        var_files = {root: self.tfvars(p, root) for root in p.roots}
+        if not (p.roots_together and len(p.roots) > 1):
+            for root in p.roots:
+                self._record(p, root, *self._apply_root(p, root, var_files[root]))
+            return
+        results: dict[Account, tuple[dict[str, Any], list[tuple[str, str]]]] = {}
+        failures: list[BaseException] = []
+
+        def work(root: Account) -> None:
+            try:
+                results[root] = self._apply_root(p, root, var_files[root])
+            except BaseException as err:  # re-raised below, in the calling thread
+                failures.append(err)
+
+        threads = [threading.Thread(target=work, args=(root,), name=f"terraform-{root}") for root in p.roots]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:  # Ctrl-C or SIGTERM reach this thread only: stop every Terraform, then say so
+            for root in p.roots:
+                self.terraform(root).interrupt()
+            for thread in threads:
+                thread.join()
+            raise
+        for root in p.roots:
+            if root in results:
+                self._record(p, root, *results[root])
+        if failures:
+            raise failures[0]
 
     # The commands ---------------------------------------------------------------------------------
     def plan(self, number: int) -> list[PlanReport]:
@@ -228,10 +269,7 @@ class PhaseRunner:
         ctx.state.mark_phase(p.number, "in progress")
         try:
             p.before_terraform(ctx, options)
-            for root in p.roots:
-                outputs = self._apply_root(p, root)
-                section = f"{root}_outputs"
-                ctx.state.replace(section, recorded_outputs(ctx.state.section(section), outputs))
+            self._apply_roots(p)
             p.after_terraform(ctx)
         except BaseException:
             ctx.state.mark_phase(p.number, "failed")
