@@ -36,12 +36,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,engine]'
 	touch $(STAMP)
 
-# pytest-xdist workers for `make test` and `make test-terraform`. Most of a Terraform test's time is waiting
+# pytest-xdist workers for `make test` and `make test-terraform`. Much of a Terraform test's time is waiting
 # (on the provider's own waits, the emulator, the deployed function), so more workers than cores pay off; each
-# worker has its own emulator, and takes whole modules (--dist loadfile), so a module's shared migration is
-# built once.
+# worker has its own emulator and takes whole modules (--dist loadfile), so a module's shared migration is
+# built once, in the order tests/conftest.py gives them (--no-loadscope-reorder): the whole migrations first.
 TEST_WORKERS ?= 4
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: test-terraform
 
@@ -58,7 +58,7 @@ test-terraform: install
 test-fast: install
 	@rm -f .pytest-terraform-calls
 	MIGRATOR_TERRAFORM=$(CURDIR)/tests/forbidden/terraform PYTHONPATH=$(CURDIR)/tests/forbidden \
-	  $(BIN)/pytest -n 2 --dist loadfile -m "not terraform and not e2e and not slow"
+	  $(BIN)/pytest $(XDIST) -m "not terraform and not e2e and not slow"
 
 demo: install
 	$(MIGRATOR) demo $(ARGS)

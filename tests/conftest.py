@@ -52,20 +52,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _weight(item: pytest.Item) -> int:
-    """0 for an end-to-end test, 1 for one that runs Terraform, 2 for the rest."""
-    if item.get_closest_marker("e2e"):
-        return 0
-    return 1 if item.get_closest_marker("terraform") else 2
+    """0 for a test of a module that builds a whole migration, 1 for an end-to-end test, 2 for one that runs
+    Terraform, 3 for the rest."""
+    for weight, marker in enumerate(("whole_migration", "e2e", "terraform")):
+        if item.get_closest_marker(marker):
+            return weight
+    return 3
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules with an end-to-end test first, then those that run Terraform, then the rest; within a module
-    the order is kept. `make test` hands whole modules to its workers (pytest-xdist, ``--dist loadfile``) in
-    this order, so the long modules start at once and the short ones fill the gaps beside them."""
+    """Modules that build a whole migration first, then those with an end-to-end test, then those that run
+    Terraform, then the rest; within a module the order is kept. `make test` hands whole modules to its workers
+    (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``) in this order, one at a time to each worker and
+    then a second, so the long modules start at once on workers of their own and the short ones fill the gaps."""
     rank: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::", 1)[0]
-        rank[module] = min(rank.get(module, 2), _weight(item))
+        rank[module] = min(rank.get(module, 3), _weight(item))
     items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
 
 

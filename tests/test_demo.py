@@ -12,7 +12,7 @@ import pytest
 
 from migrator.phases import PHASES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.whole_migration]
 
 
 def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> None:

@@ -1,16 +1,23 @@
-"""Real Terraform against the emulator: phase 5 deploys the way back disabled, phase 6 removes the machinery of
-the migration in both accounts and keeps both tables.
+"""Real Terraform against the emulator, the end of a migration's life on one migration: phase 5 deploys the way
+back disabled, phase 6 removes the machinery of the migration in both accounts and keeps both tables, and the
+handover writes the target table out as the application's Terraform (it imports with nothing to add, change or
+destroy) and leaves migrator's target workspace without it.
 
 Its own migration (``fb-cleanup``) and tables, so it shares the session's emulator with the other modules
-without clashing. The cutover and rollback commands are not built yet: the test records the cutover in the
-document itself and flips the mappings through the Lambda API, as the command will.
+without clashing. The tests run in the order written: the handover follows the cleanup (the ``handed``
+fixture makes the cutover and the cleanup itself when run alone). The cleanup test records the cutover in the
+document and flips the mappings through the Lambda API, as `migrator cutover` does, to check cleanup's
+refusal before it.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,14 +28,17 @@ from migrator.aws.session import AccountSession
 from migrator.context import MigrationContext
 from migrator.dev.demo import fill
 from migrator.errors import MigratorError
-from migrator.phases import CLEANUP, FALLBACK, ApplyOptions
+from migrator.infra.plan import resource_changes
+from migrator.infra.terraform import TerraformRunner, child_env
+from migrator.phases import CLEANUP, FALLBACK, IMPORT, ApplyOptions
+from migrator.phases.import_table import TABLE_ADDRESS
 from migrator.phases.runner import PhaseRunner
 from migrator.readmodels.status import collect_status
 
-from .conftest import SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
+from .conftest import REGION, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
 from .support import migration, write_config
 
-pytestmark = pytest.mark.terraform
+pytestmark = [pytest.mark.terraform, pytest.mark.whole_migration]
 
 TABLE = "FbOrders"
 ITEMS = 40
@@ -47,7 +57,7 @@ def fallen_back(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) ->
     runner = PhaseRunner(m)
     for number in range(1, FALLBACK.number + 1):
         runner.apply(number)
-    return {"m": m, "runner": runner}
+    return {"m": m, "runner": runner, "directory": directory}
 
 
 def _m(fallen_back: dict[str, Any]) -> MigrationContext:
@@ -142,15 +152,7 @@ def test_cleanup_after_a_final_cutover_removes_the_machinery_in_both_accounts_an
         runner.apply(CLEANUP.number)
     assert m.state.data == before
 
-    # The cutover, as `migrator cutover` will make it: forward off, reverse on, recorded.
-    forward = m.state.section("source_outputs")["event_source_mapping_uuid"]
-    reverse = m.state.section("target_outputs")["reverse_event_source_mapping_uuid"]
-    source.client("lambda").update_event_source_mapping(UUID=forward, Enabled=False)
-    target.client("lambda").update_event_source_mapping(UUID=reverse, Enabled=True)
-    m.state.replace(
-        "cutover",
-        {"direction": "reverse", "history": [{"action": "cutover", "at": "2026-01-01T00:00:00Z", "by": "test@host"}]},
-    )
+    forward, reverse = cut_over(m, source, target)
     # Terraform follows the record: after the flip, the plans of phases 4 and 5 are empty.
     changes = [a for r in runner.plan(4) + runner.plan(FALLBACK.number) for _, a in r.changes]
     assert changes == []
@@ -216,6 +218,180 @@ def test_cleanup_after_a_final_cutover_removes_the_machinery_in_both_accounts_an
     assert status["replicator"]["mapping"] == "absent" and status["replicator"]["reverse_mapping"] == "absent"
 
 
+def cut_over(m: MigrationContext, source: AccountSession, target: AccountSession) -> tuple[str, str]:
+    """The cutover as `migrator cutover` makes it (forward off, reverse on, recorded); the mappings' UUIDs."""
+    forward = m.state.section("source_outputs")["event_source_mapping_uuid"]
+    reverse = m.state.section("target_outputs")["reverse_event_source_mapping_uuid"]
+    source.client("lambda").update_event_source_mapping(UUID=forward, Enabled=False)
+    target.client("lambda").update_event_source_mapping(UUID=reverse, Enabled=True)
+    m.state.replace(
+        "cutover",
+        {"direction": "reverse", "history": [{"action": "cutover", "at": "2026-01-01T00:00:00Z", "by": "test@host"}]},
+    )
+    return forward, reverse
+
+
 def test_abandon_is_no_option_of_the_other_phases(fallen_back: dict[str, Any]) -> None:
     with pytest.raises(MigratorError, match="--abandon belongs to phase 6"):
         fallen_back["runner"].apply(FALLBACK.number, ApplyOptions(abandon=True))
+
+
+# The handover, after the cleanup, with the real Terraform against the emulator -----------------------------
+APP_PROVIDER = """provider "aws" {{
+  region                  = "{region}"
+  allowed_account_ids     = ["{account}"]
+  skip_metadata_api_check = true
+
+  endpoints {{
+    dynamodb = "{endpoint}"
+    sts      = "{endpoint}"
+  }}
+}}
+"""
+
+
+def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
+    )
+
+
+def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
+    changes = plan_json.get("resource_changes") or []
+    actions = [set(rc["change"]["actions"]) for rc in changes]
+    return {
+        "import": sum(1 for rc in changes if rc["change"].get("importing")),
+        "add": sum(1 for a in actions if "create" in a),
+        "change": sum(1 for a in actions if "update" in a),
+        "destroy": sum(1 for a in actions if "delete" in a),
+    }
+
+
+@pytest.fixture(scope="module")
+def handed(fallen_back: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, Any]:
+    """The handover of this migration once every phase is done (the cleanup test above applies phase 6; alone,
+    this fixture makes the cutover and the cleanup itself), then the application's own root and a destroy of
+    migrator's target workspace."""
+    tmp = tmp_path_factory.mktemp("handover")
+    m = _m(fallen_back)
+    table = m.config.target_table_name
+    source = AccountSession(
+        SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
+    )
+    target = AccountSession(
+        TARGET_ACCOUNT, REGION, f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
+    )
+    if not CLEANUP.done(m):
+        cut_over(m, source, target)
+        fallen_back["runner"].apply(CLEANUP.number)
+    work = fallen_back["directory"]
+    config = work / "migration.yaml"
+    before_tf = PhaseRunner(migration(config)).terraform("target")
+    in_state_before = [r.address for r in before_tf.resources()]
+    out = tmp / "handover"
+    first = cli(work, "handover", "--address", "aws_dynamodb_table.orders", "--out", str(out))
+    second = cli(work, "handover", "--address", "aws_dynamodb_table.orders", "--out", str(tmp / "again"))
+
+    # The application's own root: only a provider block, the target account's credentials in the child only.
+    app_root = tmp / "app"
+    app_root.mkdir()
+    (app_root / "providers.tf").write_text(
+        APP_PROVIDER.format(region=REGION, account=TARGET_ACCOUNT, endpoint=moto_endpoint), encoding="utf-8"
+    )
+    written = sorted(out.iterdir()) if out.is_dir() else []
+    for path in written:
+        (app_root / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    data_dir = tmp / "app-data"
+    app_tf = TerraformRunner(root=app_root, data_dir=data_dir, env=child_env(target.credentials().as_env(), data_dir))
+    no_vars = tmp / "none.tfvars.json"
+    no_vars.write_text("{}", encoding="utf-8")
+    app_tf.init()
+    first_plan = app_tf.plan(no_vars, tmp / "app-1.tfplan")
+    first_json = app_tf.show(first_plan.plan_file)
+    app_tf.apply(first_plan.plan_file)
+    second_plan = app_tf.plan(no_vars, tmp / "app-2.tfplan")
+
+    # migrator's target workspace afterwards: a plan there plans nothing; its destroy keeps the table.
+    after = migration(config)
+    after_runner = PhaseRunner(after)
+    (migrator_plan,) = after_runner.plan(IMPORT.number)
+    tf = after_runner.terraform("target")
+    in_state = [r.address for r in tf.resources()]
+    var_file = after_runner.tfvars(IMPORT, "target")
+    destroy = tf.plan(var_file, tmp / "destroy.tfplan", destroy=True)
+    destroy_json = tf.show(destroy.plan_file) if destroy.has_changes else {}
+    tf.apply(destroy.plan_file)
+    ddb = target.client("dynamodb")
+    return {
+        "m": after,
+        "table": table,
+        "first": first,
+        "second": second,
+        "written": written,
+        "first_plan": first_json,
+        "second_plan": second_plan,
+        "migrator_plan": migrator_plan,
+        "in_state_before": in_state_before,
+        "in_state": in_state,
+        "destroy_plan": destroy_json,
+        "after_destroy": [r.address for r in tf.resources()],
+        "table_after": ddb.describe_table(TableName=table)["Table"],
+        "items_after": count_items(ddb, table),
+        "items_source": count_items(source.client("dynamodb"), m.config.source_table_name),
+    }
+
+
+@pytest.mark.terraform
+def test_handover_writes_one_file_and_says_what_to_do_next(handed: dict[str, Any]) -> None:
+    first = handed["first"]
+    assert first.returncode == 0, first.stderr
+    assert [p.name for p in handed["written"]] == [f"{handed['table']}.tf"]
+    text = handed["written"][0].read_text(encoding="utf-8")
+    assert f'import {{\n  to = aws_dynamodb_table.orders\n  id = "{handed["table"]}"\n}}' in text
+    assert "import_table" not in text
+    lines = [ln for ln in first.stderr.strip().splitlines() if ln.strip()]
+    assert lines[-1].startswith("next: commit ") and "1 to import" in lines[-1]
+
+
+@pytest.mark.terraform
+def test_the_written_file_imports_with_nothing_to_add_change_or_destroy(handed: dict[str, Any]) -> None:
+    assert plan_counts(handed["first_plan"]) == {"import": 1, "add": 0, "change": 0, "destroy": 0}
+    (change,) = handed["first_plan"]["resource_changes"]
+    assert change["address"] == "aws_dynamodb_table.orders" and change["change"]["actions"] == ["no-op"]
+    assert not handed["second_plan"].has_changes, handed["second_plan"].text  # empty after the apply
+
+
+@pytest.mark.terraform
+def test_the_table_left_migrators_state_and_its_variable(handed: dict[str, Any]) -> None:
+    m = handed["m"]
+    record = m.state.section("handover")
+    assert record["address"] == "aws_dynamodb_table.orders" and record["table"] == handed["table"]
+    assert record["file"] == str(handed["written"][0].resolve()) and record["at"] and "@" in record["by"]
+    assert TABLE_ADDRESS not in handed["in_state"]
+    assert TABLE_ADDRESS in handed["in_state_before"]  # it was there until the handover
+    # After the cleanup and the handover nothing is left to plan in migrator's target workspace: not the table
+    # (its outputs only become null: count = 0), not the machinery (cleanup removed it).
+    report = handed["migrator_plan"]
+    assert not [a for _, a in report.changes if "target_table" in a or "aws_dynamodb_table" in a], report.changes
+    assert report.changes == [], report.changes
+    assert m.lock.holder() is None
+
+
+@pytest.mark.terraform
+def test_a_second_handover_is_refused(handed: dict[str, Any]) -> None:
+    second = handed["second"]
+    assert second.returncode != 0 and "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "was already handed over at" in second.stderr.replace("\n", " ")
+
+
+@pytest.mark.terraform
+def test_destroying_migrators_target_workspace_leaves_the_table_and_its_items(handed: dict[str, Any]) -> None:
+    # The table was in the workspace before the handover, so a destroy would have deleted it (deletion
+    # protection aside); after it, a destroy of the whole workspace plans no table.
+    assert TABLE_ADDRESS in handed["in_state_before"]
+    destroyed = [rc for rc in resource_changes(handed["destroy_plan"]) if "delete" in rc.actions]
+    assert not [rc for rc in destroyed if rc.type == "aws_dynamodb_table"]
+    assert handed["after_destroy"] == []
+    assert handed["table_after"]["TableStatus"] == "ACTIVE"
+    assert handed["items_after"] == handed["items_source"] >= ITEMS

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,17 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from migrator.aws.dynamodb import count_items
-from migrator.aws.session import AccountSession
 from migrator.cli import app
 from migrator.cli.status import render_status
 from migrator.errors import MigratorError
 from migrator.files import create_text
 from migrator.infra.handover import TableFacts, hcl_string, render, resource_name
-from migrator.infra.plan import resource_changes
-from migrator.infra.terraform import TerraformRunner, child_env
-from migrator.phases import EXPORT, IMPORT, PHASES, PREPARE, REPLICATE
-from migrator.phases.import_table import TABLE_ADDRESS
-from migrator.phases.runner import PhaseRunner, root_variables
+from migrator.phases import IMPORT, PHASES
+from migrator.phases.runner import root_variables
 from migrator.readmodels.status import collect_status, handover_view
 
-from .conftest import REGION, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
-from .support import fill, migration, write_config
+from .conftest import REGION, TARGET_ACCOUNT
+from .support import migration, write_config
 
 # Rendering (pure) ---------------------------------------------------------------------------------------------
 BASE: dict[str, Any] = {
@@ -347,176 +341,3 @@ def test_create_text_never_replaces_a_file(tmp_path: Path) -> None:
         create_text(path, "second\n")
     assert path.read_text(encoding="utf-8") == "first\n"
     assert [p.name for p in tmp_path.iterdir()] == ["T.tf"]  # no temp file left behind
-
-
-# The whole handover, with the real Terraform against the emulator ---------------------------------------------
-ITEMS = 40
-APP_PROVIDER = """provider "aws" {{
-  region                  = "{region}"
-  allowed_account_ids     = ["{account}"]
-  skip_metadata_api_check = true
-
-  endpoints {{
-    dynamodb = "{endpoint}"
-    sts      = "{endpoint}"
-  }}
-}}
-"""
-
-
-def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
-    )
-
-
-def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
-    changes = plan_json.get("resource_changes") or []
-    actions = [set(rc["change"]["actions"]) for rc in changes]
-    return {
-        "import": sum(1 for rc in changes if rc["change"].get("importing")),
-        "add": sum(1 for a in actions if "create" in a),
-        "change": sum(1 for a in actions if "update" in a),
-        "destroy": sum(1 for a in actions if "delete" in a),
-    }
-
-
-def empty_bucket(s3: Any, bucket: str) -> None:
-    """Every version and delete marker of ``bucket`` removed (the export bucket is versioned and not
-    force_destroy, so Terraform's destroy needs it empty)."""
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        doomed = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if doomed:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed})
-
-
-@pytest.fixture(scope="module")
-def handed(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("handover")
-    table = "HoOrders"
-    source = AccountSession(
-        SOURCE_ACCOUNT, REGION, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
-    )
-    target = AccountSession(
-        TARGET_ACCOUNT, REGION, f"arn:aws:iam::{TARGET_ACCOUNT}:role/Ops", endpoint_url=moto_endpoint
-    )
-    make_table(source, table)
-    fill(source.client("dynamodb"), table, ITEMS)
-    work = tmp / "work"
-    work.mkdir()
-    config = write_config(work, moto_endpoint, "ho-e2e", table)
-    m = migration(config)
-    runner = PhaseRunner(m)
-    applied = (PREPARE, EXPORT, IMPORT, REPLICATE)
-    for p in PHASES:
-        if p in applied:
-            runner.apply(p.number)
-        else:  # a phase this test predates (5 fallback, 6 cleanup): recorded done; replace with its real apply
-            m.state.mark_phase(p.number, "done")
-    out = tmp / "handover"
-    first = cli(work, "handover", "--address", "aws_dynamodb_table.orders", "--out", str(out))
-    second = cli(work, "handover", "--address", "aws_dynamodb_table.orders", "--out", str(tmp / "again"))
-
-    # The application's own root: only a provider block, the target account's credentials in the child only.
-    app_root = tmp / "app"
-    app_root.mkdir()
-    (app_root / "providers.tf").write_text(
-        APP_PROVIDER.format(region=REGION, account=TARGET_ACCOUNT, endpoint=moto_endpoint), encoding="utf-8"
-    )
-    written = sorted(out.iterdir()) if out.is_dir() else []
-    for path in written:
-        (app_root / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    data_dir = tmp / "app-data"
-    app_tf = TerraformRunner(root=app_root, data_dir=data_dir, env=child_env(target.credentials().as_env(), data_dir))
-    no_vars = tmp / "none.tfvars.json"
-    no_vars.write_text("{}", encoding="utf-8")
-    app_tf.init()
-    first_plan = app_tf.plan(no_vars, tmp / "app-1.tfplan")
-    first_json = app_tf.show(first_plan.plan_file)
-    app_tf.apply(first_plan.plan_file)
-    second_plan = app_tf.plan(no_vars, tmp / "app-2.tfplan")
-
-    # migrator's target workspace afterwards: a plan there plans nothing for the table; its destroy keeps it.
-    after = migration(config)
-    after_runner = PhaseRunner(after)
-    (migrator_plan,) = after_runner.plan(IMPORT.number)
-    tf = after_runner.terraform("target")
-    in_state = [r.address for r in tf.resources()]
-    empty_bucket(target.client("s3"), after.config.bucket_name)
-    var_file = after_runner.tfvars(IMPORT, "target")
-    destroy = tf.plan(var_file, tmp / "destroy.tfplan", destroy=True)
-    destroy_json = tf.show(destroy.plan_file)
-    tf.apply(destroy.plan_file)
-    ddb = target.client("dynamodb")
-    return {
-        "m": after,
-        "table": table,
-        "first": first,
-        "second": second,
-        "written": written,
-        "first_plan": first_json,
-        "second_plan": second_plan,
-        "migrator_plan": migrator_plan,
-        "in_state": in_state,
-        "destroy_plan": destroy_json,
-        "after_destroy": [r.address for r in tf.resources()],
-        "table_after": ddb.describe_table(TableName=table)["Table"],
-        "items_after": count_items(ddb, table),
-        "items_source": count_items(source.client("dynamodb"), table),
-    }
-
-
-@pytest.mark.terraform
-def test_handover_writes_one_file_and_says_what_to_do_next(handed: dict[str, Any]) -> None:
-    first = handed["first"]
-    assert first.returncode == 0, first.stderr
-    assert [p.name for p in handed["written"]] == [f"{handed['table']}.tf"]
-    text = handed["written"][0].read_text(encoding="utf-8")
-    assert 'import {\n  to = aws_dynamodb_table.orders\n  id = "HoOrders"\n}' in text
-    assert "import_table" not in text
-    lines = [ln for ln in first.stderr.strip().splitlines() if ln.strip()]
-    assert lines[-1].startswith("next: commit ") and "1 to import" in lines[-1]
-
-
-@pytest.mark.terraform
-def test_the_written_file_imports_with_nothing_to_add_change_or_destroy(handed: dict[str, Any]) -> None:
-    assert plan_counts(handed["first_plan"]) == {"import": 1, "add": 0, "change": 0, "destroy": 0}
-    (change,) = handed["first_plan"]["resource_changes"]
-    assert change["address"] == "aws_dynamodb_table.orders" and change["change"]["actions"] == ["no-op"]
-    assert not handed["second_plan"].has_changes, handed["second_plan"].text  # empty after the apply
-
-
-@pytest.mark.terraform
-def test_the_table_left_migrators_state_and_its_variable(handed: dict[str, Any]) -> None:
-    m = handed["m"]
-    record = m.state.section("handover")
-    assert record["address"] == "aws_dynamodb_table.orders" and record["table"] == handed["table"]
-    assert record["file"] == str(handed["written"][0].resolve()) and record["at"] and "@" in record["by"]
-    assert TABLE_ADDRESS not in handed["in_state"]
-    # Nothing of the table is planned (its outputs only become null: count = 0). Phase 6 is recorded as done
-    # here without its apply, so the plan does remove the machinery cleanup would have removed.
-    report = handed["migrator_plan"]
-    assert not [a for _, a in report.changes if "target_table" in a or "aws_dynamodb_table" in a], report.changes
-    assert all(kind == "destroy" for kind, _ in report.changes), report.changes
-    assert m.lock.holder() is None
-
-
-@pytest.mark.terraform
-def test_a_second_handover_is_refused(handed: dict[str, Any]) -> None:
-    second = handed["second"]
-    assert second.returncode != 0 and "Traceback" not in second.stderr
-    assert second.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "was already handed over at" in second.stderr.replace("\n", " ")
-
-
-@pytest.mark.terraform
-def test_destroying_migrators_target_workspace_leaves_the_table_and_its_items(handed: dict[str, Any]) -> None:
-    destroyed = [rc for rc in resource_changes(handed["destroy_plan"]) if "delete" in rc.actions]
-    assert destroyed, "the destroy plan should remove migrator's target resources"
-    assert not [rc for rc in destroyed if rc.type == "aws_dynamodb_table"]
-    assert handed["after_destroy"] == []
-    assert handed["table_after"]["TableStatus"] == "ACTIVE"
-    assert handed["items_after"] == handed["items_source"] == ITEMS

@@ -31,7 +31,7 @@ from migrator.progress import QuietReporter
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
 from .support import migration, write_config
 
-pytestmark = pytest.mark.terraform
+pytestmark = [pytest.mark.terraform, pytest.mark.whole_migration]
 
 
 FILLED = 300
@@ -66,7 +66,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> di
         directory.mkdir()
         write_config(directory, moto_endpoint, "tf-roots", table)  # the same migration.yaml on each machine
     before = migration(first / "migration.yaml")
-    writer = LiveWriter(ddb, FILLED, table=table, pause=0.01)
+    writer = LiveWriter(ddb, FILLED, table=table, pause=0.05)
     writer.start()
     try:
         runner = PhaseRunner(before)

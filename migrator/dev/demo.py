@@ -31,7 +31,7 @@ REGION = "us-east-1"
 TABLE = "Orders"
 CUSTOMERS = 97
 CATCH_UP_TIMEOUT_S = 900.0
-SOURCE_WRITE_PAUSE_S = 0.03  # between the live writer's calls on the source (a few thousand while phases 1–5 run)
+SOURCE_WRITE_PAUSE_S = 0.06  # between the live writer's calls on the source (a few thousand while phases 1–5 run)
 TARGET_WRITES_S = 5.0  # how long the application writes to the target between the cutover and the rollback
 HANDOVER_ADDRESS = "aws_dynamodb_table.orders"
 
