@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,10 @@ def fill(ddb: Any, table: str, count: int, seed: int = 3) -> None:
         pending: dict[str, Any] = {table: batch}
         while pending:
             pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`migrator ARGS` run in ``directory``, as an operator would, from the migration.yaml there."""
+    return subprocess.run(
+        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
+    )

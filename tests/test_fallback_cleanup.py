@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +33,7 @@ from migrator.phases.runner import PhaseRunner
 from migrator.readmodels.status import collect_status
 
 from .conftest import REGION, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
-from .support import migration, write_config
+from .support import cli, migration, write_config
 
 pytestmark = [pytest.mark.terraform, pytest.mark.whole_migration]
 
@@ -248,12 +245,6 @@ APP_PROVIDER = """provider "aws" {{
   }}
 }}
 """
-
-
-def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
-    )
 
 
 def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:

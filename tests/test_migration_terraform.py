@@ -6,8 +6,6 @@ import contextlib
 import json
 import random
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,19 +27,12 @@ from migrator.phases.runner import PhaseRunner
 from migrator.progress import QuietReporter
 
 from .conftest import FAKE_KEY_ID, FAKE_SECRET, SOURCE_ACCOUNT, TARGET_ACCOUNT, make_table
-from .support import migration, write_config
+from .support import cli, migration, write_config
 
 pytestmark = [pytest.mark.terraform, pytest.mark.whole_migration]
 
 
 FILLED = 300
-
-
-def cli(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`migrator ARGS` run in ``directory``, as an operator would, from the migration.yaml there."""
-    return subprocess.run(
-        [sys.executable, "-m", "migrator.cli", *args], cwd=directory, capture_output=True, text=True, check=False
-    )
 
 
 @pytest.fixture(scope="module")
@@ -364,29 +355,6 @@ def test_phase_3_rerun_recovers_a_table_an_interrupted_run_left_behind_without_r
     assert m.state.phase_status(3) == "done"  # type: ignore[attr-defined]
 
 
-def test_wrong_account_is_refused_before_any_change(
-    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession
-) -> None:
-    table = "WrongAcct"
-    make_table(source, table)
-    # No role: the fake base credentials land in the emulator's default account 123456789012.
-    cfg = write_config(tmp_path, moto_endpoint, "wrong-acct", table, target={"role_arn": None})
-    m = migration(cfg)
-    with pytest.raises(MigratorError, match="belong to account 123456789012, not the configured target account"):
-        PhaseRunner(m).apply(1)
-    names = {b["Name"] for b in target.client("s3").list_buckets()["Buckets"]}
-    assert m.config.bucket_name not in names
-    assert not (m.state_dir / "terraform").exists()
-
-
-def test_phases_run_in_order(tmp_path: Path, moto_endpoint: str, source: AccountSession) -> None:
-    table = "OrderCheck"
-    make_table(source, table)
-    m = migration(write_config(tmp_path, moto_endpoint, "order-check", table))
-    with pytest.raises(MigratorError, match="phase 3 \\(import\\) needs phase 1 \\(prepare\\) done first"):
-        PhaseRunner(m).apply(3)
-
-
 def test_no_credentials_in_anything_the_migrator_wrote(migrated: dict[str, object]) -> None:
     m = migrated["m"]
     secrets: list[str] = [FAKE_KEY_ID, FAKE_SECRET]
@@ -415,31 +383,3 @@ def test_no_credentials_in_anything_the_migrator_wrote(migrated: dict[str, objec
         content = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         for secret in secrets:
             assert secret.encode() not in content, f"a credential leaked into s3://{bucket}/{key}"
-
-
-def test_a_plan_before_the_state_bucket_exists_says_so_and_plans_against_an_empty_state(
-    tmp_path: Path, moto_endpoint: str, source: AccountSession, target: AccountSession
-) -> None:
-    table = "NoBucketYet"
-    make_table(source, table)
-    write_config(tmp_path, moto_endpoint, "no-bucket-yet", table, state={"bucket": "no-bucket-yet-state"})
-    planned = cli(tmp_path, "plan", "--phase", "1", "--format", "json")
-    assert planned.returncode == 0, planned.stderr
-    said = " ".join(planned.stderr.split())  # rich wraps lines at the terminal's width
-    assert "does not exist yet (phase 1 creates it), so this plan is against an empty state" in said
-    assert json.loads(planned.stdout.splitlines()[0])["counts"]["add"] >= 8
-    assert "no-bucket-yet-state" not in {b["Name"] for b in target.client("s3").list_buckets()["Buckets"]}
-
-
-def test_plan_markdown_summarises_a_real_plan(tmp_path: Path, moto_endpoint: str, source: AccountSession) -> None:
-    table = "PlanOnly"
-    make_table(source, table)
-    m = migration(write_config(tmp_path, moto_endpoint, "plan-only", table))
-    (report,) = PhaseRunner(m).plan(1)
-    assert report.has_changes and report.counts["add"] >= 8 and report.table_replacements == []
-    text = render_plan(report, "markdown")
-    assert f"| {report.counts['add']} | 0 | 0 | 0 |" in text
-    assert "module.export_bucket[0].aws_s3_bucket.this" in text
-    assert m.state.phase_status(1) == "not started"  # a plan changes nothing
-    names = {b["Name"] for b in m.target.client("s3").list_buckets()["Buckets"]}
-    assert m.config.bucket_name not in names

@@ -5,7 +5,6 @@ Terraform still running. Terraform itself is replaced here by stand-ins (no Terr
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -106,13 +105,24 @@ def test_an_interruption_stops_every_terraform_still_running(
         release.wait(30)
         raise MigratorError(f"terraform apply failed in {root}: interrupted")
 
+    # Ctrl-C (or SIGTERM, turned into Interrupted) reaches the calling thread while it waits for the roots:
+    # its first wait raises, as a signal handler would make it raise.
+    real_join = threading.Thread.join
+    interrupted: list[str] = []
+
+    def join(thread: threading.Thread, timeout: float | None = None) -> None:
+        if thread.name.startswith("terraform-") and not interrupted:
+            interrupted.append(thread.name)
+            raise KeyboardInterrupt
+        real_join(thread, timeout)
+
     monkeypatch.setattr(PhaseRunner, "_apply_root", hang)
     monkeypatch.setattr(PhaseRunner, "terraform", lambda self, root: Stopping(root))
-    main = threading.get_ident()
-    threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+    monkeypatch.setattr(threading.Thread, "join", join)
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         runner._apply_roots(FALLBACK)
+    assert interrupted == ["terraform-source"]
     assert sorted(stopped) == ["source", "target"]
     assert time.monotonic() - started < 20  # not the 30 s the roots would have waited
 
