@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.whole_migration]
 def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "migrator.cli", "demo", "--items", "400", "--workdir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "migrator.cli", "demo", "--items", "400", "--workdir", str(tmp_path / "demo"), "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -26,15 +26,32 @@ def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> N
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    (line,) = proc.stdout.strip().splitlines()  # --json: one object on stdout
+    summary = json.loads(line)
+    assert summary["ok"] is True
+    verdict = summary["verify"]
     assert (verdict["missing"], verdict["different"], verdict["extraneous"]) == (0, 0, 0)
     assert verdict["source_items"] == verdict["target_items"] > 0
-    summary_line = next(line for line in proc.stderr.splitlines() if line.startswith("summary: "))
-    summary = json.loads(summary_line.removeprefix("summary: "))
+    printed = json.loads(
+        next(ln for ln in proc.stderr.splitlines() if ln.startswith("summary: ")).removeprefix("summary: ")
+    )
+    assert {k: v for k, v in summary.items() if k not in ("ok", "verify")} == printed  # the same numbers
     assert summary["phases"] == {str(p.number): "done" for p in PHASES}  # as the migration document records them
     assert summary["live_writes_source"] > 0 and summary["live_writes_target"] > 0
     assert summary["target_writes_missing_from_source_after_rollback"] == 0
     assert [s["action"] for s in summary["switches"]] == ["cutover", "rollback", "cutover"]
+    # Where the time went: every step, each with a start and an end line, the phases with their Terraform runs.
+    steps = {s["step"]: s for s in summary["steps"]}
+    for p in PHASES:
+        step = steps[f"phase {p.number} ({p.name})"]
+        assert step["terraform_runs"] > 0 and 0 < step["terraform_s"] <= step["seconds"] + 0.1  # both rounded
+        assert f"▶ phase {p.number} ({p.name})" in proc.stderr
+        assert f"■ phase {p.number} ({p.name}): {step['seconds']:.1f} s" in proc.stderr
+    switched = [s["step"].split()[0] for s in summary["steps"] if s["step"].startswith(("cutover", "rollback"))]
+    assert switched == ["cutover", "rollback", "cutover"]
+    assert {"plan", "apply", "init"} <= set(summary["terraform"])
+    assert all(r["address"] and r["step"] in steps for r in summary["slowest_resources"])
+    assert "where the demo's" in proc.stderr  # the table of the steps
     handed = list((tmp_path / "demo" / "handover").glob("*.tf"))
     assert [p.name for p in handed] == ["Orders.tf"]
     assert 'resource "aws_dynamodb_table" "orders"' in handed[0].read_text()
