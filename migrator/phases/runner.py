@@ -18,7 +18,7 @@ from ..errors import MigratorError
 from ..infra.plan import PlanReport, report
 from ..infra.render import render, write_tfvars
 from ..infra.state_bucket import ensure_state_bucket
-from ..infra.terraform import CallTime, PlanResult, TerraformRunner, child_env
+from ..infra.terraform import CallTime, PlanResult, TerraformRunner, child_env, resource_times
 from ..resources import bundle_root, terraform_root
 from . import IMPORT, PHASES, check_options, phase
 from .base import Account, ApplyOptions, Phase
@@ -173,8 +173,8 @@ class PhaseRunner:
                 )
             counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items() if v)
             with self.ctx.report.step(f"terraform apply ({root}: {counts})"):
-                runner.apply(result.plan_file)
-            slowest = max(self.calls[-1].resources, key=lambda r: r.seconds, default=None)
+                output = runner.apply(result.plan_file)
+            slowest = max(resource_times(output), key=lambda r: r.seconds, default=None)
             if slowest is not None and slowest.seconds >= SLOW_RESOURCE_S:
                 self.ctx.report.info(f"  slowest: {slowest.address} {slowest.action} in {slowest.seconds:.0f} s")
             applied += summary.changes
@@ -188,9 +188,9 @@ class PhaseRunner:
         self.ctx.state.replace(section, recorded_outputs(self.ctx.state.section(section), outputs))
 
     def _apply_roots(self, p: Phase) -> None:
-        """Each root of ``p``: one after the other, or all at once when the phase says they are independent.
-        Their variables are rendered first, here; each root's result is recorded as soon as it is known (at
-        once: when every root has ended, the first failure then raised)."""
+        """Each root of ``p``, its variables rendered first (here, in the calling thread): one after the other,
+        each recorded before the next starts; or, when the phase says they are independent, all at once, each
+        one that succeeded recorded once all have ended, and then the first failure raised."""
         var_files = {root: self.tfvars(p, root) for root in p.roots}
         if not (p.roots_together and len(p.roots) > 1):
             for root in p.roots:
