@@ -44,7 +44,8 @@ def test_demo_migrates_under_live_writes_and_verifies_clean(tmp_path: Path) -> N
     steps = {s["step"]: s for s in summary["steps"]}
     for p in PHASES:
         step = steps[f"phase {p.number} ({p.name})"]
-        assert step["terraform_runs"] > 0 and 0 < step["terraform_s"] <= step["seconds"] + 0.1  # both rounded
+        # Terraform's time is summed over the phase's roots, which may run at once; both numbers are rounded.
+        assert step["terraform_runs"] > 0 and 0 < step["terraform_s"] <= step["seconds"] * len(p.roots) + 0.1
         assert f"▶ phase {p.number} ({p.name})" in proc.stderr
         assert f"■ phase {p.number} ({p.name}): {step['seconds']:.1f} s" in proc.stderr
     switched = [s["step"].split()[0] for s in summary["steps"] if s["step"].startswith(("cutover", "rollback"))]

@@ -287,7 +287,8 @@ class Stopwatch:
 
     def table(self, total_s: float) -> Table:
         table = Table(title=f"where the demo's {total_s:.0f} s went")
-        for name, justify in (("step", "left"), ("seconds", "right"), ("share", "right"), ("Terraform", "right")):
+        columns = (("step", "left"), ("seconds", "right"), ("share", "right"), ("Terraform (summed)", "right"))
+        for name, justify in columns:
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         table.add_column("slowest resource")
         for s in self.steps:
